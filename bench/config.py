@@ -1,0 +1,377 @@
+"""Run configuration: typed, frozen dataclasses with validation, YAML I/O and a stable id.
+
+Every knob of a run lives here with its default next to its declaration.  Defaults are
+those of the pix2pix paper (Isola et al. 2017) and its reference implementation.
+Fields marked ``identity=False`` (seed, paths, device, logging cadence) do not change
+what a run computes, so they are left out of the config id.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration value, key or file is invalid; the message names it."""
+
+
+def _meta(identity: bool = True, doc: str = "") -> dict:
+    return {"identity": identity, "doc": doc}
+
+
+def knob(default: Any, doc: str, identity: bool = True) -> Any:
+    """A config field with its documentation and whether it is part of the config id."""
+    return field(default=default, metadata=_meta(identity, doc))
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    arch: Literal["unet", "resnet18_unet"] = knob("unet", "generator architecture")
+    depth: int = knob(8, "unet: number of down-sampling blocks (7 = unet_128, 8 = unet_256); image_size must be divisible by 2**depth")
+    ngf: int = knob(64, "unet: filters in the outermost layer")
+    norm: Literal["batch", "instance"] = knob("batch", "normalisation layer")
+    dropout: bool = knob(True, "dropout 0.5 in the innermost ngf*8 decoder blocks (3 for unet_256)")
+    skip_connections: bool = knob(True, "U-Net skips; false gives the paper's encoder-decoder")
+    pretrained_encoder: bool = knob(False, "resnet18_unet: load ImageNet ResNet-18 weights (never silently random)")
+    pretrained_path: str | None = knob(None, "resnet18_unet: weights file; default is torchvision's file in the torch hub cache", identity=False)
+
+    def __post_init__(self) -> None:
+        if not 5 <= self.depth <= 9:
+            raise ConfigError(f"generator.depth: got {self.depth}; allowed: 5..9 (7 = unet_128, 8 = unet_256)")
+        _positive("generator.ngf", self.ngf)
+        if self.arch == "unet" and self.pretrained_encoder:
+            raise ConfigError("generator.pretrained_encoder: true needs generator.arch: resnet18_unet")
+
+
+@dataclass(frozen=True)
+class DiscriminatorConfig:
+    arch: Literal["patchgan", "none"] = knob("patchgan", "discriminator; none trains the generator on reconstruction alone")
+    n_layers: Literal[0, 1, 2, 3, 4, 5] = knob(3, "PatchGAN depth: 0 = 1x1 PixelGAN, 1 = 16x16, 3 = 70x70, 5 = 286x286")
+    ndf: int = knob(64, "filters in the first layer")
+    norm: Literal["batch", "instance"] = knob("batch", "normalisation layer")
+    conditional: bool = knob(True, "true: sees input and output concatenated; false: sees the output only")
+
+    def __post_init__(self) -> None:
+        _positive("discriminator.ndf", self.ndf)
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    reconstruction: Literal["l1", "l2", "l1+l2", "none"] = knob("l1", "reconstruction loss of the generator")
+    adversarial: Literal["bce", "lsgan", "none"] = knob("bce", "adversarial loss (bce = the paper's vanilla GAN loss)")
+    lambda_rec: float = knob(100.0, "weight of the reconstruction loss")
+    lambda_adv: float = knob(1.0, "weight of the generator's adversarial loss")
+
+    def __post_init__(self) -> None:
+        _non_negative("loss.lambda_rec", self.lambda_rec)
+        _non_negative("loss.lambda_adv", self.lambda_adv)
+        rec_on = self.reconstruction != "none" and self.lambda_rec > 0
+        adv_on = self.adversarial != "none" and self.lambda_adv > 0
+        if not (rec_on or adv_on):
+            raise ConfigError("loss: at least one term must be on (reconstruction with lambda_rec > 0, "
+                              "or adversarial with lambda_adv > 0)")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: Literal["samples", "folder"] = knob("samples", "samples = photos bundled with scikit-image/matplotlib; folder = data.root")
+    root: str | None = knob(None, "folder dataset: directory searched recursively for images", identity=False)
+    train_list: str | None = knob(None, "folder dataset: text file of image paths (relative to root) for training", identity=False)
+    test_list: str | None = knob(None, "folder dataset: text file of image paths for testing", identity=False)
+    test_fraction: float = knob(0.1, "folder dataset without lists: share of images held out for testing")
+    split_seed: int = knob(0, "seed of the deterministic train/test split")
+    image_size: int = knob(256, "side of the square training and test images")
+    augmentation: Literal["none", "flip", "jitter", "flip+jitter"] = knob(
+        "flip+jitter", "jitter = resize to round(1.117*size) then random crop (286 -> 256)")
+    batch_size: int = knob(1, "images per step")
+    min_side: int = knob(32, "images whose shorter side is below this are skipped")
+    greyscale_chroma: float = knob(2.0, "images whose mean (max-min over RGB) is at most this (0..255) are greyscale and skipped")
+    cache_dir: str | None = knob(None, "decoded-image cache; default $COLORBENCH_CACHE or ~/.cache/colorbench", identity=False)
+
+    def __post_init__(self) -> None:
+        _positive("data.image_size", self.image_size)
+        _positive("data.batch_size", self.batch_size)
+        _positive("data.min_side", self.min_side)
+        _non_negative("data.greyscale_chroma", self.greyscale_chroma)
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ConfigError(f"data.test_fraction: got {self.test_fraction}; allowed: 0 < value < 1")
+        if self.dataset == "folder" and self.root is None:
+            raise ConfigError("data.root: the folder dataset needs data.root set to a directory of images")
+        if (self.train_list is None) != (self.test_list is None):
+            raise ConfigError("data.train_list / data.test_list: give both or neither")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    epochs: int = knob(200, "training length in epochs (pix2pix: 100 constant + 100 decay)")
+    steps: int | None = knob(None, "if set, train for exactly this many steps instead of epochs")
+    lr: float = knob(2e-4, "Adam learning rate of G and D")
+    betas: tuple[float, float] = knob((0.5, 0.999), "Adam betas")
+    schedule: Literal["constant", "linear", "step", "cosine"] = knob(
+        "linear", "linear: constant until decay_start_epoch, then linearly to 0 (pix2pix); "
+        "step: x step_factor at decay_start_epoch and every step_every epochs after; cosine: over all steps")
+    decay_start_epoch: int = knob(100, "linear/step: first epoch of decay")
+    step_every: int = knob(10, "step: epochs between decays")
+    step_factor: float = knob(0.5, "step: multiplicative factor per decay")
+    grad_clip_norm: float | None = knob(None, "clip the gradient norm of G and D to this value (off by default)")
+    warmup_epochs: int = knob(0, "generator-only reconstruction epochs before adversarial training starts")
+
+    def __post_init__(self) -> None:
+        _positive("optim.epochs", self.epochs)
+        if self.steps is not None:
+            _positive("optim.steps", self.steps)
+        _positive("optim.lr", self.lr)
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ConfigError(f"optim.betas: got {list(self.betas)}; allowed: two numbers in [0, 1)")
+        _non_negative("optim.decay_start_epoch", self.decay_start_epoch)
+        _positive("optim.step_every", self.step_every)
+        if not 0.0 < self.step_factor <= 1.0:
+            raise ConfigError(f"optim.step_factor: got {self.step_factor}; allowed: 0 < value <= 1")
+        if self.grad_clip_norm is not None:
+            _positive("optim.grad_clip_norm", self.grad_clip_norm)
+        _non_negative("optim.warmup_epochs", self.warmup_epochs)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    every_epochs: int = knob(10, "evaluate on the test split every this many epochs (0 = only at the end)", identity=False)
+    n_sample_images: int = knob(4, "test images shown in each samples/ grid", identity=False)
+    train_mode_inference: bool = knob(False, "evaluate with dropout and batch statistics on, as pix2pix's test script does")
+
+    def __post_init__(self) -> None:
+        _non_negative("eval.every_epochs", self.every_epochs)
+        _non_negative("eval.n_sample_images", self.n_sample_images)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    colour_space: Literal["lab", "rgb"] = knob("lab", "lab: predict ab from L (L/50-1, ab/110); rgb: predict RGB in [-1, 1] from L")
+    precision: Literal["fp32", "bf16"] = knob("fp32", "bf16 = autocast to bfloat16")
+    seed: int = knob(0, "seed of initialisation, data order, augmentation and dropout", identity=False)
+    device: Literal["auto", "cpu", "cuda"] = knob("auto", "auto = cuda when available", identity=False)
+    log_every: int = knob(50, "write a stats.jsonl record every this many steps", identity=False)
+    checkpoint_every: int = knob(500, "write checkpoint.pt every this many steps (and at each epoch end)", identity=False)
+
+    def __post_init__(self) -> None:
+        if self.generator.arch == "unet" and self.data.image_size % 2 ** self.generator.depth:
+            raise ConfigError(f"data.image_size: got {self.data.image_size}; generator.depth={self.generator.depth} "
+                              f"needs a multiple of {2 ** self.generator.depth}")
+        if self.generator.arch == "resnet18_unet" and self.data.image_size % 32:
+            raise ConfigError(f"data.image_size: got {self.data.image_size}; resnet18_unet needs a multiple of 32")
+        if (self.discriminator.arch == "none") != (self.loss.adversarial == "none"):
+            raise ConfigError("discriminator.arch / loss.adversarial: set both to none, or neither "
+                              f"(got discriminator.arch={self.discriminator.arch}, loss.adversarial={self.loss.adversarial})")
+        _positive("log_every", self.log_every)
+        _positive("checkpoint_every", self.checkpoint_every)
+
+    @property
+    def in_channels(self) -> int:
+        """The generator always sees the L channel."""
+        return 1
+
+    @property
+    def out_channels(self) -> int:
+        return 2 if self.colour_space == "lab" else 3
+
+
+def _positive(name: str, value: float) -> None:
+    if not value > 0:
+        raise ConfigError(f"{name}: got {value}; allowed: a number > 0")
+
+
+def _non_negative(name: str, value: float) -> None:
+    if not value >= 0:
+        raise ConfigError(f"{name}: got {value}; allowed: a number >= 0")
+
+
+# ---------------------------------------------------------------------------------------
+# Conversion from plain dicts (YAML) with type checking
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(name: str, value: Any, tp: Any) -> Any:
+    """Check ``value`` against the annotation ``tp``; return it converted (lists -> tuples, '1e-4' -> float)."""
+    origin = get_origin(tp)
+    if origin is Literal:
+        allowed = get_args(tp)
+        for option in allowed:  # YAML gives 3 for 3 and 'none' for none; match exactly, bools apart from ints
+            if value == option and type(value) is type(option):
+                return option
+        raise ConfigError(f"{name}: got {value!r}; allowed: {', '.join(str(a) for a in allowed)}")
+    if origin in (typing.Union, types.UnionType):
+        args = get_args(tp)
+        if value is None:
+            if type(None) in args:
+                return None
+            raise ConfigError(f"{name}: got null; a value is required")
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(name, value, inner)
+    if origin is tuple:
+        args = get_args(tp)
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise ConfigError(f"{name}: got {value!r}; allowed: a list of {len(args)} numbers")
+        return tuple(_coerce(f"{name}[{i}]", v, a) for i, (v, a) in enumerate(zip(value, args)))
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{name}: got {value!r}; allowed: true, false")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{name}: got {value!r}; allowed: an integer")
+    if tp is float:
+        if isinstance(value, str):  # PyYAML reads 2e-4 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{name}: got {value!r}; allowed: a number")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{name}: got {value!r}; allowed: a string")
+    if dataclasses.is_dataclass(tp):
+        return _from_dict(tp, value, name)
+    raise TypeError(f"unsupported annotation {tp!r} for {name}")
+
+
+def _from_dict(cls: type, data: Any, prefix: str = "") -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or 'config'}: got {data!r}; allowed: a mapping of keys to values")
+    hints = _hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        where = f"{prefix}." if prefix else ""
+        raise ConfigError(f"unknown config key {where}{unknown[0]!s}; allowed keys{' of ' + prefix if prefix else ''}: "
+                          + ", ".join(names))
+    kwargs = {k: _coerce(f"{prefix}.{k}" if prefix else k, v, hints[k]) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict) -> RunConfig:
+    """Build and validate a RunConfig from nested plain values; missing keys take their defaults."""
+    return _from_dict(RunConfig, data)
+
+
+def config_to_dict(config: Any) -> dict:
+    """Nested plain values (tuples as lists), suitable for YAML and JSON."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def _identity_dict(config: Any) -> dict:
+    out = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            out[f.name] = _identity_dict(value)
+        elif f.metadata.get("identity", True):
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def config_id(config: RunConfig) -> str:
+    """Stable 12-hex-digit hash of the result-affecting fields (seed, paths, device, cadence excluded)."""
+    canonical = json.dumps(_identity_dict(config), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def run_id(config: RunConfig) -> str:
+    """Identity of one run: the config id plus the seed."""
+    return f"{config_id(config)}-s{config.seed}"
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parse ``key.sub=value`` (value read as YAML) into a key path and a value."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected key=value, e.g. generator.skip_connections=false")
+    key, raw = text.split("=", 1)
+    path = key.strip().split(".")
+    if not all(path):
+        raise ConfigError(f"--set {text!r}: empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"--set {text!r}: value is not valid YAML ({err})") from None
+    return path, value
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Return a copy of ``data`` with each ``key=value`` override set (nested keys by dots)."""
+    data = json.loads(json.dumps(data))
+    for text in overrides:
+        path, value = parse_override(text)
+        node = data
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {text!r}: {part} is not a section")
+            node = child
+        node[path[-1]] = value
+    return data
+
+
+def read_config_file(path: str | Path) -> dict:
+    """Read a YAML config file into plain values. A run directory's config.yaml is accepted too."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read config file ({err.strerror})") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of config keys at the top level")
+    if "config_id" in data and "config" in data:  # a run directory's config.yaml
+        data = data["config"]
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Defaults, then the YAML file (if any), then ``--set`` overrides; validated."""
+    data = read_config_file(path) if path is not None else {}
+    data = apply_overrides(data, list(overrides))
+    try:
+        return config_from_dict(data)
+    except ConfigError as err:
+        if path is not None:
+            raise ConfigError(f"{path}: {err}") from None
+        raise
+
+
+def dump_config(config: RunConfig) -> str:
+    """YAML text of the full resolved config."""
+    return yaml.safe_dump(config_to_dict(config), sort_keys=False)
+
+
+def describe_fields(cls: type = RunConfig, prefix: str = "") -> list[tuple[str, Any, str]]:
+    """(dotted key, default, doc) for every knob, for the README and ``--help``."""
+    rows = []
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}{f.name}"
+        if f.default_factory is not dataclasses.MISSING:  # a section
+            rows += describe_fields(f.default_factory, key + ".")
+        else:
+            default = list(f.default) if isinstance(f.default, tuple) else f.default
+            rows.append((key, default, f.metadata.get("doc", "")))
+    return rows
