@@ -47,6 +47,8 @@ class GeneratorConfig:
         if not 5 <= self.depth <= 9:
             raise ConfigError(f"generator.depth: got {self.depth}; allowed: 5..9 (7 = unet_128, 8 = unet_256)")
         _positive("generator.ngf", self.ngf)
+        if self.arch == "resnet18_unet" and not self.skip_connections:
+            raise ConfigError("generator.skip_connections: false is only available with generator.arch: unet")
         if self.arch == "unet" and self.pretrained_encoder:
             raise ConfigError("generator.pretrained_encoder: true needs generator.arch: resnet18_unet")
 
@@ -172,9 +174,16 @@ class RunConfig:
                               f"needs a multiple of {2 ** self.generator.depth}")
         if self.generator.arch == "resnet18_unet" and self.data.image_size % 32:
             raise ConfigError(f"data.image_size: got {self.data.image_size}; resnet18_unet needs a multiple of 32")
+        n_layers = self.discriminator.n_layers
+        if self.discriminator.arch == "patchgan" and n_layers and self.data.image_size < 3 * 2 ** n_layers:
+            raise ConfigError(f"data.image_size: got {self.data.image_size}; discriminator.n_layers={n_layers} "
+                              f"needs at least {3 * 2 ** n_layers} for a non-empty patch map")
         if (self.discriminator.arch == "none") != (self.loss.adversarial == "none"):
             raise ConfigError("discriminator.arch / loss.adversarial: set both to none, or neither "
                               f"(got discriminator.arch={self.discriminator.arch}, loss.adversarial={self.loss.adversarial})")
+        if self.optim.warmup_epochs and self.loss.reconstruction == "none":
+            raise ConfigError("optim.warmup_epochs: the warm-up trains the generator on reconstruction alone; "
+                              "it needs loss.reconstruction other than none")
         _positive("log_every", self.log_every)
         _positive("checkpoint_every", self.checkpoint_every)
 
@@ -375,3 +384,12 @@ def describe_fields(cls: type = RunConfig, prefix: str = "") -> list[tuple[str, 
             default = list(f.default) if isinstance(f.default, tuple) else f.default
             rows.append((key, default, f.metadata.get("doc", "")))
     return rows
+
+
+def fields_markdown() -> str:
+    """Markdown table of every config field with its default (the README's table is this text)."""
+    def show(value: Any) -> str:
+        return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+    rows = ["| field | default | meaning |", "|---|---|---|"]
+    rows += [f"| `{key}` | `{show(default)}` | {doc} |" for key, default, doc in describe_fields()]
+    return "\n".join(rows) + "\n"

@@ -1,0 +1,73 @@
+"""On-disk cache of prepared datasets: where it lives, what its key covers, atomic save and safe load.
+
+One file per prepared dataset, ``<cache_dir>/images/<key>.pt``.  The key covers the source,
+a cheap fingerprint of its file list (no file is read), the sizes and the filter knobs, so
+any change to the files or the settings misses the cache and rebuilds.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+
+from bench.data.sources import SourceSplits
+
+# Bump when the decoding, resizing or the payload layout changes, so old files are not reused.
+FORMAT_VERSION = 1
+
+
+def cache_dir(configured: str | None) -> Path:
+    """``configured`` if set, else $COLORBENCH_CACHE, else ~/.cache/colorbench."""
+    chosen = configured or os.environ.get("COLORBENCH_CACHE") or Path.home() / ".cache" / "colorbench"
+    return Path(chosen).expanduser()
+
+
+def file_list_hash(source: SourceSplits) -> str:
+    """sha256 over each item's split, id, crop box and its file's byte size and mtime_ns.
+
+    An item's id is its path relative to the folder root (or the sample photo and tile),
+    so the hash is independent of where the folder is mounted but sees any file change.
+    """
+    digest = hashlib.sha256()
+    for split, items in (("train", source.train), ("test", source.test)):
+        for item in items:
+            stat = item.path.stat()
+            digest.update(json.dumps([split, item.id, item.box, stat.st_size, stat.st_mtime_ns]).encode())
+    return digest.hexdigest()
+
+
+def cache_file(directory: Path, **identity: object) -> Path:
+    """The cache file for a dataset identified by the JSON-able keyword values (plus ``FORMAT_VERSION``)."""
+    canonical = json.dumps({"format_version": FORMAT_VERSION, **identity}, sort_keys=True)
+    return directory / "images" / f"{hashlib.sha256(canonical.encode()).hexdigest()}.pt"
+
+
+def load_cached(path: Path) -> dict | None:
+    """The payload stored at ``path``; None when there is none or it cannot be read (with a warning)."""
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, weights_only=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
+        warnings.warn(f"ignoring unreadable dataset cache {path} ({type(err).__name__}); rebuilding it", stacklevel=2)
+        return None
+
+
+def save_atomically(payload: dict, path: Path) -> None:
+    """Write ``payload`` (tensors and plain values only) to ``path`` so readers never see a partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # The temporary file sits in the same folder, so os.replace is an atomic rename.
+    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as temp_file:
+            torch.save(payload, temp_file)
+        os.replace(temp_name, path)
+    except BaseException:
+        os.unlink(temp_name)
+        raise

@@ -1,0 +1,46 @@
+"""Generator and discriminator networks, built from the run configuration."""
+from __future__ import annotations
+
+from torch import nn
+
+from bench.config import DiscriminatorConfig, GeneratorConfig
+from bench.models.init import init_weights
+from bench.models.patchgan import PatchGAN
+from bench.models.resnet_unet import ResNet18UNet
+from bench.models.unet import UNet
+
+__all__ = ["PatchGAN", "ResNet18UNet", "UNet", "build_discriminator", "build_generator", "count_parameters",
+           "init_weights"]
+
+
+def build_generator(cfg: GeneratorConfig, in_channels: int, out_channels: int) -> nn.Module:
+    """The generator ``cfg`` describes, with pix2pix's N(0, 0.02) initialisation.
+
+    For resnet18_unet only the decoder is initialised that way; the encoder keeps
+    torchvision's initialisation or the pretrained weights.
+    """
+    if cfg.arch == "unet":
+        generator = UNet(in_channels, out_channels, cfg.depth, cfg.ngf, cfg.norm, cfg.dropout, cfg.skip_connections)
+        init_weights(generator)
+        return generator
+    generator = ResNet18UNet(in_channels, out_channels, cfg.pretrained_encoder, cfg.pretrained_path, cfg.norm)
+    init_weights(generator.decoder)
+    return generator
+
+
+def build_discriminator(cfg: DiscriminatorConfig, in_channels: int) -> nn.Module | None:
+    """The PatchGAN ``cfg`` describes, initialised N(0, 0.02); None when ``cfg.arch`` is none.
+
+    ``in_channels`` is the caller's choice: input + output channels when conditional,
+    output channels alone otherwise.
+    """
+    if cfg.arch == "none":
+        return None
+    discriminator = PatchGAN(in_channels, cfg.n_layers, cfg.ndf, cfg.norm)
+    init_weights(discriminator)
+    return discriminator
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of scalar parameters of ``module``, trainable or not."""
+    return sum(p.numel() for p in module.parameters())

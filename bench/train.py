@@ -1,0 +1,310 @@
+"""One pix2pix training run: ``train(config, run_dir)``.
+
+A plain function of plain values (importable and picklable, for submitit).  Calling it
+again on the same directory continues from ``checkpoint.pt``; an interrupted and resumed
+CPU run ends bitwise-identical to an uninterrupted one, because data order and
+augmentation are derived from (seed, step) and every RNG and optimiser state is saved.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+from tqdm import tqdm
+
+from . import rundir
+from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .colour import encode
+from .config import ConfigError, RunConfig, config_id, config_to_dict, run_id
+from .data import augment, prepare_data
+from .evaluate import colourise, metric_records, save_sample_grid
+from .losses import adversarial_loss, reconstruction_loss
+from .models import build_discriminator, build_generator
+from .schedules import build_scheduler
+
+EVAL_BATCH_SIZE = 16
+
+
+class TrainingFailed(RuntimeError):
+    """The run stopped on a non-finite loss (details in the run's FAILED file)."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu; ``cuda`` without a GPU is a config error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: got cuda, but no CUDA device is available; allowed here: auto, cpu")
+    return torch.device(name)
+
+
+def derived_seed(seed: int, purpose: str, index: int) -> int:
+    """A 63-bit seed for (run seed, purpose, index), independent of any RNG state."""
+    digest = hashlib.sha256(f"{seed}/{purpose}/{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+@dataclass
+class Schedule:
+    """Step arithmetic of a run."""
+    steps_per_epoch: int
+    total_steps: int
+    eval_every_epochs: int
+
+    def epoch(self, step: int) -> int:
+        return step // self.steps_per_epoch
+
+    def ends_epoch(self, step: int) -> bool:
+        """True when ``step`` optimisation steps complete an epoch."""
+        return step % self.steps_per_epoch == 0
+
+    def evaluates_after(self, step: int) -> bool:
+        if step == self.total_steps:
+            return True
+        every = self.eval_every_epochs
+        return every > 0 and self.ends_epoch(step) and (step // self.steps_per_epoch) % every == 0
+
+
+def train(config: RunConfig, run_dir: str | Path, stop_after_step: int | None = None) -> dict:
+    """Train (or continue training) one run in ``run_dir``; return its summary.
+
+    ``stop_after_step`` ends the call early after writing a checkpoint, as a preempted job
+    would; calling ``train`` again continues from there.  A run that already has DONE
+    returns its summary without training.  A non-finite loss writes FAILED and raises
+    :class:`TrainingFailed`.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if (run_dir / "DONE").exists():
+        return rundir.read_json(run_dir / "DONE")
+    if (run_dir / "FAILED").exists():
+        raise TrainingFailed(f"{run_dir}: the run failed before (see {run_dir / 'FAILED'}); "
+                             "delete that file to run it again")
+    device = resolve_device(config.device)
+    _claim_run_dir(run_dir, config, device)
+
+    data = prepare_data(config.data)
+    rundir.write_json(run_dir / "data_manifest.json", data.manifest)
+
+    torch.manual_seed(config.seed)
+    in_ch, out_ch = config.in_channels, config.out_channels
+    generator = build_generator(config.generator, in_ch, out_ch).to(device)
+    d_in = in_ch + out_ch if config.discriminator.conditional else out_ch
+    discriminator = build_discriminator(config.discriminator, d_in)
+    if discriminator is not None:
+        discriminator.to(device)
+    opt_g = _adam(generator, config)
+    opt_d = _adam(discriminator, config) if discriminator is not None else None
+
+    n_train = len(data.train)
+    steps_per_epoch = math.ceil(n_train / config.data.batch_size)
+    total_steps = config.optim.steps or config.optim.epochs * steps_per_epoch
+    plan = Schedule(steps_per_epoch, total_steps, config.eval.every_epochs)
+    sched_g = build_scheduler(opt_g, config.optim, steps_per_epoch, total_steps)
+    sched_d = build_scheduler(opt_d, config.optim, steps_per_epoch, total_steps) if opt_d else None
+
+    parts = {"generator": generator, "discriminator": discriminator, "opt_g": opt_g, "opt_d": opt_d,
+             "sched_g": sched_g, "sched_d": sched_d}
+    parts = {k: v for k, v in parts.items() if v is not None}
+    step = _resume(run_dir, parts)
+
+    sample_images = data.test[:config.eval.n_sample_images]
+    stats = _StatsWindow()
+    last_step = total_steps if stop_after_step is None else min(stop_after_step, total_steps)
+    progress = tqdm(total=total_steps, initial=step, desc=f"train {run_dir.name}", unit="step", disable=None)
+    generator.train()
+    while step < last_step:
+        epoch = plan.epoch(step)
+        batch = _batch(data.train, config, epoch, step - epoch * steps_per_epoch, step)
+        losses = _train_step(batch.to(device, non_blocking=True), generator, discriminator, opt_g, opt_d, config,
+                             adversarial=discriminator is not None and epoch >= config.optim.warmup_epochs,
+                             run_dir=run_dir, step=step)
+        _step_schedulers(sched_g, sched_d)
+        step += 1
+        progress.update(1)
+        stats.add(losses, len(batch))
+        if step % config.log_every == 0 or step == last_step:
+            rundir.append_jsonl(run_dir / "stats.jsonl", stats.record(step, plan.epoch(step - 1), sched_g))
+        if plan.evaluates_after(step):
+            _evaluate(run_dir, generator, data, sample_images, config, device, step, plan.epoch(step - 1))
+        if step % config.checkpoint_every == 0 or plan.ends_epoch(step) or step == last_step:
+            _save(run_dir, parts, step)
+    progress.close()
+
+    if step < total_steps:
+        return {"run_dir": str(run_dir), "run_id": run_id(config), "step": step, "total_steps": total_steps,
+                "state": "interrupted"}
+    summary = {"run_dir": str(run_dir), "run_id": run_id(config), "step": step, "total_steps": total_steps,
+               "state": "done", "metrics": _final_metrics(run_dir, step)}
+    rundir.write_json(run_dir / "DONE", summary)
+    return summary
+
+
+def _step_schedulers(*schedulers) -> None:
+    with warnings.catch_warnings():
+        # During the warm-up D's schedule advances without D steps, so its lr follows the same clock as G's.
+        warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()` before"))
+        for scheduler in schedulers:
+            if scheduler is not None:
+                scheduler.step()
+
+
+def _adam(model: torch.nn.Module, config: RunConfig) -> torch.optim.Adam:
+    return torch.optim.Adam(model.parameters(), lr=config.optim.lr, betas=config.optim.betas)
+
+
+def _claim_run_dir(run_dir: Path, config: RunConfig, device: torch.device) -> None:
+    """Write config.yaml on first use; refuse a directory that belongs to another run."""
+    path = run_dir / "config.yaml"
+    if path.exists():
+        existing = yaml.safe_load(path.read_text()) or {}
+        if existing.get("run_id") != run_id(config):
+            raise ConfigError(f"{run_dir}: holds run {existing.get('run_id')!r}, not {run_id(config)!r} "
+                              "(a different config or seed); use another --out directory")
+        return
+    record = {"run_id": run_id(config), "config_id": config_id(config), "seed": config.seed,
+              "config": config_to_dict(config), "environment": rundir.environment(device)}
+    rundir.write_text(path, yaml.safe_dump(record, sort_keys=False))
+
+
+def _resume(run_dir: Path, parts: dict) -> int:
+    """Load checkpoint.pt into ``parts`` if present; drop log records written after it."""
+    path = run_dir / "checkpoint.pt"
+    if not path.exists():
+        return 0
+    state = load_checkpoint(path)
+    for name, part in parts.items():
+        part.load_state_dict(state[name])
+    set_rng_state(state["rng"])
+    step = state["step"]
+    for log in ("stats.jsonl", "metrics.jsonl"):
+        rundir.truncate_jsonl(run_dir / log, step)
+    return step
+
+
+def _save(run_dir: Path, parts: dict, step: int) -> None:
+    state = {name: part.state_dict() for name, part in parts.items()}
+    state.update(step=step, rng=rng_state())
+    save_checkpoint(run_dir / "checkpoint.pt", state)
+
+
+def _batch(images: torch.Tensor, config: RunConfig, epoch: int, index: int, step: int) -> torch.Tensor:
+    """Batch ``index`` of ``epoch``: order from (seed, epoch), augmentation from (seed, step)."""
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(
+        derived_seed(config.seed, "order", epoch)))
+    size = config.data.batch_size
+    chosen = images[order[index * size:(index + 1) * size]]
+    rng = torch.Generator().manual_seed(derived_seed(config.seed, "augment", step))
+    return augment(chosen, config.data.augmentation, config.data.image_size, rng)
+
+
+def _set_requires_grad(model: torch.nn.Module, flag: bool) -> None:
+    for p in model.parameters():
+        p.requires_grad_(flag)
+
+
+def _train_step(batch_rgb8, generator, discriminator, opt_g, opt_d, config: RunConfig, *, adversarial: bool,
+                run_dir: Path, step: int) -> dict[str, float]:
+    """One pix2pix update: D on real and detached fake, then G. Returns the loss terms."""
+    loss_cfg, clip = config.loss, config.optim.grad_clip_norm
+    autocast = torch.autocast(batch_rgb8.device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
+    inputs, targets = encode(batch_rgb8, config.colour_space)
+    with autocast:
+        fake = generator(inputs)
+    fake = fake.float()
+
+    def d_logits(output: torch.Tensor) -> torch.Tensor:
+        seen = torch.cat([inputs, output], 1) if config.discriminator.conditional else output
+        with autocast:
+            return discriminator(seen).float()
+
+    losses: dict[str, torch.Tensor] = {}
+    if adversarial:
+        _set_requires_grad(discriminator, True)
+        opt_d.zero_grad(set_to_none=True)
+        losses["d_fake"] = adversarial_loss(loss_cfg.adversarial, d_logits(fake.detach()), real=False)
+        losses["d_real"] = adversarial_loss(loss_cfg.adversarial, d_logits(targets), real=True)
+        loss_d = 0.5 * (losses["d_fake"] + losses["d_real"])
+        _check_finite(losses, run_dir, step)
+        loss_d.backward()
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(discriminator.parameters(), clip)
+        opt_d.step()
+        _set_requires_grad(discriminator, False)
+
+    opt_g.zero_grad(set_to_none=True)
+    loss_g = torch.zeros((), device=fake.device)
+    if adversarial and loss_cfg.lambda_adv > 0:
+        losses["g_adv"] = adversarial_loss(loss_cfg.adversarial, d_logits(fake), real=True)
+        loss_g = loss_g + loss_cfg.lambda_adv * losses["g_adv"]
+    if loss_cfg.reconstruction != "none" and loss_cfg.lambda_rec > 0:
+        losses["g_rec"] = reconstruction_loss(loss_cfg.reconstruction, fake, targets)
+        loss_g = loss_g + loss_cfg.lambda_rec * losses["g_rec"]
+    if loss_g.requires_grad:  # during warm-up with only adversarial loss there is nothing to learn
+        _check_finite(losses, run_dir, step)
+        loss_g.backward()
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(generator.parameters(), clip)
+        opt_g.step()
+    return {k: float(v.detach()) for k, v in losses.items()}
+
+
+def _check_finite(losses: dict[str, torch.Tensor], run_dir: Path, step: int) -> None:
+    values = {k: float(v.detach()) for k, v in losses.items()}
+    bad = sorted(k for k, v in values.items() if not math.isfinite(v))
+    if bad:
+        reason = f"non-finite loss {', '.join(bad)} at step {step}"
+        rundir.write_json(run_dir / "FAILED", {"step": step, "losses": {k: repr(v) for k, v in values.items()},
+                                               "reason": reason})
+        raise TrainingFailed(f"{run_dir}: {reason}")
+
+
+class _StatsWindow:
+    """Mean loss terms and throughput over the steps since the last stats record."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+        self.images = 0
+        self.started = time.perf_counter()
+
+    def add(self, losses: dict[str, float], images: int) -> None:
+        for k, v in losses.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+            self.counts[k] = self.counts.get(k, 0) + 1
+        self.images += images
+
+    def record(self, step: int, epoch: int, scheduler) -> dict:
+        elapsed = time.perf_counter() - self.started
+        record = {"step": step, "epoch": epoch, "lr": scheduler.get_last_lr()[0],
+                  "images_per_s": self.images / elapsed if elapsed > 0 else None}
+        record.update({f"loss_{k}": self.sums[k] / self.counts[k] for k in sorted(self.sums)})
+        self.reset()
+        return record
+
+
+def _evaluate(run_dir: Path, generator, data, sample_images, config: RunConfig, device, step: int, epoch: int) -> None:
+    # Evaluation must not consume the training RNG (train-mode inference draws dropout masks).
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(derived_seed(config.seed, "eval", step))
+        batch_size = config.data.batch_size if config.eval.train_mode_inference else EVAL_BATCH_SIZE
+        outputs = colourise(generator, data.test, config.colour_space, device, batch_size, config.precision,
+                            train_mode=config.eval.train_mode_inference)
+    for record in metric_records(outputs, data.test, data.test_ids, split="test", step=step, epoch=epoch):
+        rundir.append_jsonl(run_dir / "metrics.jsonl", record)
+    if len(sample_images):
+        save_sample_grid(run_dir / "samples" / f"step-{step:07d}.png", sample_images, outputs[:len(sample_images)])
+
+
+def _final_metrics(run_dir: Path, step: int) -> dict[str, float]:
+    return {r["metric"]: r["value"] for r in rundir.read_jsonl(run_dir / "metrics.jsonl") if r["step"] == step}

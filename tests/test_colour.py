@@ -1,0 +1,162 @@
+"""bench.colour against scikit-image's rgb2lab / lab2rgb, and the encode / decode round trip."""
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis.extra.numpy import arrays
+from skimage import color, data
+
+from bench.colour import decode, encode, grey_rgb8, lab_to_rgb, rgb_to_lab
+
+
+def to_batch(image_hwc: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) numpy -> (1, 3, H, W) torch."""
+    return torch.from_numpy(np.ascontiguousarray(image_hwc)).permute(2, 0, 1)[None]
+
+
+def to_hwc(batch: torch.Tensor) -> np.ndarray:
+    """(1, 3, H, W) torch -> (H, W, 3) numpy."""
+    return batch[0].permute(1, 2, 0).cpu().numpy()
+
+
+def rgb_cube(step: int) -> torch.Tensor:
+    """uint8 image (1, 3, 1, N) of every colour on a grid of the RGB cube, corners included."""
+    levels = torch.tensor(sorted(set(range(0, 256, step)) | {255}), dtype=torch.uint8)
+    grid = torch.stack(torch.meshgrid(levels, levels, levels, indexing="ij")).reshape(3, -1)
+    return grid[None, :, None, :]
+
+
+def random_rgb(seed: int) -> np.ndarray:
+    """Random float64 sRGB image with exact 0 and 1 and values either side of the sRGB linear segment."""
+    rng = np.random.default_rng(seed)
+    image = rng.uniform(0.0, 1.0, (32, 32, 3))
+    image[0, :6] = [[0, 0, 0], [1, 1, 1], [0.04045, 0.04, 0.041], [0.001, 0.5, 1], [1, 0, 0], [0, 0, 1]]
+    return image
+
+
+PHOTOS = {"astronaut": data.astronaut()[::4, ::4], "coffee": data.coffee()[::4, ::4]}
+RGB_IMAGES = {"random": random_rgb(0), **{name: photo / 255.0 for name, photo in PHOTOS.items()}}
+
+
+@pytest.mark.parametrize("name", RGB_IMAGES)
+def test_rgb_to_lab_matches_skimage(name):
+    rgb = RGB_IMAGES[name]
+    lab = rgb_to_lab(to_batch(rgb))
+    assert lab.dtype == torch.float64
+    np.testing.assert_allclose(to_hwc(lab), color.rgb2lab(rgb), rtol=0, atol=1e-6)
+
+
+def test_rgb_to_lab_converts_each_image_of_a_batch():
+    photos = [photo[:64, :64] / 255.0 for photo in PHOTOS.values()]
+    lab = rgb_to_lab(torch.cat([to_batch(photo) for photo in photos]))
+    for index, photo in enumerate(photos):
+        np.testing.assert_allclose(to_hwc(lab[index:index + 1]), color.rgb2lab(photo), rtol=0, atol=1e-6)
+
+
+def random_lab(seed: int) -> np.ndarray:
+    """Random Lab image over L in [0, 100], ab in [-110, 110]: many colours out of the sRGB gamut."""
+    return np.random.default_rng(seed).uniform([0, -110, -110], [100, 110, 110], (32, 32, 3))
+
+
+LAB_IMAGES = {"random": random_lab(1), **{name: color.rgb2lab(photo) for name, photo in PHOTOS.items()}}
+
+
+@pytest.mark.parametrize("name", LAB_IMAGES)
+def test_lab_to_rgb_matches_skimage(name):
+    lab = LAB_IMAGES[name]
+    with warnings.catch_warnings():
+        # skimage warns when it sets negative Z to 0, which the random Lab image is built to provoke
+        warnings.simplefilter("ignore", UserWarning)
+        expected = color.lab2rgb(lab)
+    rgb = lab_to_rgb(to_batch(lab))
+    assert rgb.dtype == torch.float64
+    np.testing.assert_allclose(to_hwc(rgb), expected, rtol=0, atol=1e-6)
+    assert rgb.min() >= 0 and rgb.max() <= 1
+
+
+def test_float32_conversions_stay_float32_and_close_to_skimage():
+    rgb = RGB_IMAGES["astronaut"]
+    lab = rgb_to_lab(to_batch(rgb).float())
+    assert lab.dtype == torch.float32
+    np.testing.assert_allclose(to_hwc(lab), color.rgb2lab(rgb), rtol=0, atol=1e-3)
+    back = lab_to_rgb(lab)
+    assert back.dtype == torch.float32
+    np.testing.assert_allclose(to_hwc(back), rgb, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("colour_space, channels", [("lab", 2), ("rgb", 3)])
+def test_encode_shapes_dtypes_and_targets(colour_space, channels):
+    rgb8 = to_batch(PHOTOS["coffee"])
+    inputs, targets = encode(rgb8, colour_space)
+    assert inputs.shape == (1, 1, *rgb8.shape[2:]) and inputs.dtype == torch.float32
+    assert targets.shape == (1, channels, *rgb8.shape[2:]) and targets.dtype == torch.float32
+    lab = color.rgb2lab(PHOTOS["coffee"])
+    np.testing.assert_allclose(inputs[0, 0].numpy(), lab[..., 0] / 50 - 1, atol=1e-5)
+    expected = lab[..., 1:] / 110 if colour_space == "lab" else PHOTOS["coffee"] / 255 * 2 - 1
+    np.testing.assert_allclose(to_hwc(targets), expected, atol=1e-5)
+
+
+def test_l_input_spans_exactly_minus_one_to_one():
+    inputs, _ = encode(rgb_cube(step=5), "lab")
+    assert inputs.min() == -1.0 and inputs.max() == 1.0  # black and white
+    black_and_white = torch.tensor([0, 255], dtype=torch.uint8).expand(1, 3, 1, 2)
+    assert encode(black_and_white, "lab")[0].flatten().tolist() == [-1.0, 1.0]
+
+
+@pytest.mark.parametrize("rgb8", [rgb_cube(step=5), *map(to_batch, PHOTOS.values())],
+                         ids=["rgb_cube", *PHOTOS])
+def test_decode_inverts_encode(rgb8):
+    lab_round_trip = decode(*encode(rgb8, "lab"), "lab")
+    assert lab_round_trip.dtype == torch.uint8
+    assert (lab_round_trip.int() - rgb8.int()).abs().max() <= 1
+    assert torch.equal(decode(*encode(rgb8, "rgb"), "rgb"), rgb8)
+
+
+@settings(max_examples=50, deadline=None)
+@given(arrays(np.uint8, (2, 3, 3, 4)))
+def test_decode_inverts_encode_for_any_image(image):
+    rgb8 = torch.from_numpy(image)
+    assert (decode(*encode(rgb8, "lab"), "lab").int() - rgb8.int()).abs().max() <= 1
+    assert torch.equal(decode(*encode(rgb8, "rgb"), "rgb"), rgb8)
+
+
+def test_decode_rounds_to_nearest_level():
+    # 100.7 / 255 must decode to 101 (truncation gives 100) and 100.3 / 255 to 100
+    levels = torch.tensor([100.7, 100.3], dtype=torch.float64) / 255
+    rgb_outputs = (levels * 2 - 1).float().expand(1, 3, 1, 2)
+    assert decode(torch.zeros(1, 1, 1, 2), rgb_outputs, "rgb").flatten().tolist() == [101, 100] * 3
+
+    grey_lightness = color.rgb2lab(levels.numpy()[:, None].repeat(3, axis=1))[:, 0]
+    inputs = torch.from_numpy(grey_lightness / 50 - 1).float().reshape(1, 1, 1, 2)
+    assert decode(inputs, torch.zeros(1, 2, 1, 2), "lab").flatten().tolist() == [101, 100] * 3
+
+
+def test_grey_rgb8_renders_lightness_as_neutral_grey():
+    inputs, _ = encode(to_batch(PHOTOS["astronaut"]), "lab")
+    grey = grey_rgb8(inputs)
+    lab = np.stack([(inputs[0, 0].double().numpy() + 1) * 50, *[np.zeros(inputs.shape[2:])] * 2], axis=-1)
+    expected = np.round(color.lab2rgb(lab) * 255)
+    assert grey.dtype == torch.uint8 and grey.shape == (1, 3, *inputs.shape[2:])
+    assert np.abs(to_hwc(grey).astype(int) - expected).max() <= 1
+
+
+def test_grey_rgb8_returns_grey_images_unchanged():
+    grey_levels = torch.arange(256, dtype=torch.uint8).expand(1, 3, 1, 256)
+    assert torch.equal(grey_rgb8(encode(grey_levels, "lab")[0]), grey_levels)
+
+
+def test_unknown_colour_space_is_rejected():
+    with pytest.raises(ValueError, match="colour_space"):
+        encode(to_batch(PHOTOS["coffee"]), "hsv")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    rgb8 = to_batch(PHOTOS["astronaut"])
+    inputs, targets = encode(rgb8.cuda(), "lab")
+    cpu_inputs, cpu_targets = encode(rgb8, "lab")
+    torch.testing.assert_close(inputs.cpu(), cpu_inputs, rtol=0, atol=1e-5)
+    torch.testing.assert_close(targets.cpu(), cpu_targets, rtol=0, atol=1e-5)
+    assert (decode(inputs, targets, "lab").cpu().int() - rgb8.int()).abs().max() <= 1

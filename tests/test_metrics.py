@@ -1,0 +1,131 @@
+"""bench.metrics against scikit-image's PSNR, SSIM and rgb2lab, one value per image."""
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from skimage import color, data, filters
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+from torchmetrics.functional.image import structural_similarity_index_measure
+
+from bench.metrics import METRICS, PROTOCOLS, compute_metrics
+from bench.metrics.pixel import mse_ab, psnr_rgb8, ssim_rgb8
+
+
+def to_batch(*images_hwc: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 numpy images -> (B, 3, H, W) uint8 torch."""
+    return torch.from_numpy(np.stack(images_hwc)).permute(0, 3, 1, 2).contiguous()
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(image), 0, 255).astype(np.uint8)
+
+
+def make_pairs() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(prediction, target) pairs of uint8 (H, W, 3) images, 64x64 and 96x128."""
+    rng = np.random.default_rng(0)
+    astronaut = data.astronaut()[40:136, 180:308]  # 96x128: face and suit
+    coffee = data.coffee()[100:164, 200:264]  # 64x64
+    random_image = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    return {
+        "random_vs_random": (rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), random_image),
+        "random_vs_noisy": (to_uint8(random_image + rng.normal(0, 20, random_image.shape)), random_image),
+        "astronaut_noisy": (to_uint8(astronaut + rng.normal(0, 10, astronaut.shape)), astronaut),
+        "astronaut_blurred": (to_uint8(filters.gaussian(astronaut, sigma=1.5, channel_axis=-1,
+                                                        preserve_range=True)), astronaut),
+        "astronaut_colour_shifted": (to_uint8(astronaut + np.array([25, -10, 15])), astronaut),
+        "coffee_channels_swapped": (coffee[..., ::-1], coffee),
+        "coffee_desaturated": (to_uint8(np.repeat(coffee.mean(-1, keepdims=True), 3, -1)), coffee),
+    }
+
+
+PAIRS = make_pairs()
+
+
+def skimage_ssim(pred: np.ndarray, target: np.ndarray) -> float:
+    return structural_similarity(pred, target, channel_axis=-1, gaussian_weights=True, sigma=1.5,
+                                 use_sample_covariance=False, data_range=255)
+
+
+def skimage_mse_ab(pred: np.ndarray, target: np.ndarray) -> float:
+    return float(((color.rgb2lab(pred)[..., 1:] - color.rgb2lab(target)[..., 1:]) ** 2).mean())
+
+
+@pytest.mark.parametrize("name", PAIRS)
+def test_psnr_matches_skimage(name):
+    pred, target = PAIRS[name]
+    value = psnr_rgb8(to_batch(pred), to_batch(target))
+    assert value.dtype == torch.float64 and value.shape == (1,)
+    # torchmetrics takes log(255) and log(10) in float32: about 1e-6 dB off at 40 dB
+    assert value.item() == pytest.approx(peak_signal_noise_ratio(target, pred, data_range=255), rel=1e-7, abs=0)
+
+
+@pytest.mark.parametrize("name", PAIRS)
+def test_ssim_matches_skimage(name):
+    pred, target = PAIRS[name]
+    value = ssim_rgb8(to_batch(pred), to_batch(target))
+    assert value.dtype == torch.float64 and value.shape == (1,)
+    assert value.item() == pytest.approx(skimage_ssim(pred, target), rel=0, abs=1e-6)
+
+
+def test_torchmetrics_default_border_differs_from_skimage():
+    # the reason ssim_rgb8 crops the SSIM map: torchmetrics alone averages the reflect-padded borders too
+    pred, target = PAIRS["astronaut_noisy"]
+    uncropped = structural_similarity_index_measure(to_batch(pred).double(), to_batch(target).double(),
+                                                    sigma=1.5, data_range=255)
+    assert abs(uncropped.item() - skimage_ssim(pred, target)) > 1e-4
+
+
+@pytest.mark.parametrize("name", PAIRS)
+def test_mse_ab_matches_skimage_rgb2lab(name):
+    pred, target = PAIRS[name]
+    value = mse_ab(to_batch(pred), to_batch(target))
+    assert value.dtype == torch.float64 and value.shape == (1,)
+    assert value.item() == pytest.approx(skimage_mse_ab(pred, target), rel=1e-9, abs=1e-4)
+
+
+def test_identical_images_are_perfect():
+    image = to_batch(*PAIRS["astronaut_noisy"])
+    values = compute_metrics(image, image.clone())
+    assert values["psnr_rgb8"].tolist() == [math.inf, math.inf]
+    torch.testing.assert_close(values["ssim_rgb8"], torch.ones(2, dtype=torch.float64), rtol=0, atol=1e-12)
+    assert values["mse_ab_rgb8"].tolist() == [0.0, 0.0]
+
+
+def test_values_are_per_image():
+    names = ["random_vs_noisy", "coffee_channels_swapped"]
+    preds = to_batch(*(PAIRS[name][0] for name in names))
+    targets = to_batch(*(PAIRS[name][1] for name in names))
+    batched = compute_metrics(preds, targets)
+    assert set(batched) == set(METRICS)
+    for metric, values in batched.items():
+        assert values.shape == (2,) and values[0] != values[1], metric
+        for index in range(2):
+            alone = METRICS[metric](preds[index:index + 1], targets[index:index + 1])
+            assert values[index].item() == pytest.approx(alone.item(), rel=1e-12), metric
+
+
+def test_compute_metrics_selects_names():
+    pred, target = PAIRS["astronaut_blurred"]
+    values = compute_metrics(to_batch(pred), to_batch(target), names=["ssim_rgb8"])
+    assert list(values) == ["ssim_rgb8"]
+    assert values["ssim_rgb8"].item() == pytest.approx(skimage_ssim(pred, target), rel=0, abs=1e-6)
+    with pytest.raises(ValueError, match="psnr"):
+        compute_metrics(to_batch(pred), to_batch(target), names=["psnr"])
+
+
+def test_every_metric_has_a_json_protocol():
+    assert set(PROTOCOLS) == set(METRICS)
+    assert json.loads(json.dumps(PROTOCOLS)) == PROTOCOLS
+    assert PROTOCOLS["ssim_rgb8"]["gaussian_sigma"] == 1.5 and PROTOCOLS["ssim_rgb8"]["kernel_size"] == 11
+
+
+@pytest.mark.parametrize("pred, target, message", [
+    (torch.zeros(1, 3, 16, 16), torch.zeros(1, 3, 16, 16, dtype=torch.uint8), "pred"),
+    (torch.zeros(1, 3, 16, 16, dtype=torch.uint8), torch.zeros(1, 3, 16, 17, dtype=torch.uint8), "shapes differ"),
+])
+def test_invalid_inputs_are_rejected(pred, target, message):
+    for metric in METRICS.values():
+        with pytest.raises(ValueError, match=message):
+            metric(pred, target)
