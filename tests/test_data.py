@@ -434,8 +434,8 @@ def test_folder_with_nothing_usable_names_folder_and_counts(tmp_path):
                         test_list=str(tmp_path / "test.txt"))
     with pytest.raises(DatasetError) as error:
         prepare_data(cfg)
-    assert str(error.value) == (f"no usable train image in {root.resolve()}: 4 listed, "
-                                "all skipped (greyscale: 2, too small: 1, unreadable: 1)")
+    assert str(error.value) == (f"no usable image for the train and test split in {root.resolve()}: "
+                                "5 images listed, 5 skipped (greyscale: 3, too small: 1, unreadable: 1)")
 
 
 def test_empty_test_split_is_an_error(colour_folder, tmp_path):
@@ -444,7 +444,7 @@ def test_empty_test_split_is_an_error(colour_folder, tmp_path):
     (tmp_path / "test.txt").write_text("grey.png\n")
     cfg = folder_config(colour_folder, tmp_path / "cache", train_list=str(tmp_path / "train.txt"),
                         test_list=str(tmp_path / "test.txt"))
-    with pytest.raises(DatasetError, match=r"no usable test image in .*photos: 1 listed, all skipped \(greyscale: 1\)"):
+    with pytest.raises(DatasetError, match=r"no usable image for the test split in .*photos: 3 images listed, 1 skipped \(greyscale: 1\)"):
         prepare_data(cfg)
 
 

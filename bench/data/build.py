@@ -12,7 +12,6 @@ from PIL import Image
 from tqdm import tqdm
 
 from bench.data.decode import SkipImage, check_size, read_colour_image
-from bench.data.errors import DatasetError
 from bench.data.sources import SourceImage
 
 
@@ -25,14 +24,13 @@ class DecodedSplit:
     record: dict
 
 
-def decode_split(items: list[SourceImage], name: str, root: str, side: int, min_side: int,
+def decode_split(items: list[SourceImage], name: str, side: int, min_side: int,
                  greyscale_chroma: float) -> DecodedSplit:
     """Decode each file of ``items`` once, crop its boxes and resize every item to side x side.
 
     The resize ignores the aspect ratio and is bicubic, as pix2pix's.  ``record`` holds
     ``items`` (id, sha256 of the source file, box), ``skipped`` (id, reason) and
-    ``skip_counts`` (per reason kind: greyscale, unreadable, too small).  Raises
-    ``DatasetError`` naming ``root`` (the source's folder) when no item is usable.
+    ``skip_counts`` (per reason kind: greyscale, unreadable, too small).
     """
     by_path: dict[Path, list[SourceImage]] = {}
     for item in items:
@@ -54,16 +52,13 @@ def decode_split(items: list[SourceImage], name: str, root: str, side: int, min_
                 images.append(image)
                 kept.append({"id": item.id, "sha256": sha256, "box": None if item.box is None else list(item.box)})
     skip_counts = dict(Counter(skip.kind for _, skip in skipped))
-    if not images:
-        counts = ", ".join(f"{kind}: {count}" for kind, count in sorted(skip_counts.items()))
-        raise DatasetError(f"no usable {name} image in {root}: {len(items)} listed"
-                           + (f", all skipped ({counts})" if skipped else ""))
     record = {
         "items": kept,
         "skipped": [{"id": item.id, "reason": skip.reason} for item, skip in skipped],
         "skip_counts": skip_counts,
     }
-    return DecodedSplit(torch.stack(images), [entry["id"] for entry in kept], record)
+    stacked = torch.stack(images) if images else torch.empty((0, 3, side, side), dtype=torch.uint8)
+    return DecodedSplit(stacked, [entry["id"] for entry in kept], record)
 
 
 def _crop_and_resize(rgb: np.ndarray, box: tuple[int, int, int, int] | None, side: int, min_side: int) -> torch.Tensor:

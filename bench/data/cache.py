@@ -10,13 +10,13 @@ import hashlib
 import json
 import os
 import pickle
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
 
 from bench.data.sources import SourceSplits
+from bench.rundir import atomic_write
 
 # Bump when the decoding, resizing or the payload layout changes, so old files are not reused.
 FORMAT_VERSION = 1
@@ -61,13 +61,4 @@ def load_cached(path: Path) -> dict | None:
 
 def save_atomically(payload: dict, path: Path) -> None:
     """Write ``payload`` (tensors and plain values only) to ``path`` so readers never see a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # The temporary file sits in the same folder, so os.replace is an atomic rename.
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as temp_file:
-            torch.save(payload, temp_file)
-        os.replace(temp_name, path)
-    except BaseException:
-        os.unlink(temp_name)
-        raise
+    atomic_write(path, lambda handle: torch.save(payload, handle), mode="wb")
