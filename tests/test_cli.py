@@ -37,6 +37,12 @@ def test_params_match_the_reference_implementation(capsys):
     assert main(["params", "--set", "colour_space=rgb", "--set", "discriminator.conditional=false"]) == 0
     out = capsys.readouterr().out
     assert "54,411,907" in out and "2,765,633" in out  # 1->3: one more output channel (+2,049)
+    assert main(["params", "--set", "generator.depth=7", "--set", "data.image_size=128",
+                 "--set", "discriminator.n_layers=5", "--set", "data.image_size=128"]) == 0
+    out = capsys.readouterr().out
+    assert "41,824,898" in out and "11,156,289" in out  # unet_128 L->ab; 286x286 PatchGAN on L+ab
+    assert main(["params", "--set", "discriminator.arch=none", "--set", "loss.adversarial=none"]) == 0
+    assert "(none)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv, message", [

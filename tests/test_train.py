@@ -212,3 +212,10 @@ def test_dropout_knob(image_folder, tmp_path):
     train(tiny(image_folder, *common), tmp_path / "with")
     train(tiny(image_folder, *common, "generator.dropout=false"), tmp_path / "without")
     assert not _same_state(_weights(tmp_path / "with"), _weights(tmp_path / "without"))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
+def test_cuda_without_gpu_fails_before_training(image_folder, tmp_path):
+    with pytest.raises(ConfigError, match="device: got cuda, but no CUDA device is available"):
+        train(tiny(image_folder, "device=cuda"), tmp_path / "run")
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
