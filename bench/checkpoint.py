@@ -13,6 +13,9 @@ import torch
 
 from .rundir import atomic_write
 
+# The checkpoint in a run directory: the trainer writes it, a requeued job resumes from it.
+CHECKPOINT_FILE = "checkpoint.pt"
+
 
 def rng_state() -> dict:
     """Python, numpy, torch (and CUDA) random states as checkpoint-safe values."""

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import torch
 
-from .config import ConfigError, RunConfig, config_id, describe_fields, dump_config, load_config, run_id
+from .config import ConfigError, DataConfig, RunConfig, config_id, describe_fields, dump_config, load_config, run_id
+from .data import AUGMENTATIONS, BENCHMARK_DATASETS
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -45,6 +46,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"colorbench demo: run {run_id(config)} -> {out}", file=sys.stderr)
     summary = train(config, out)
     _print_summary(summary)
+    if summary["state"] == "done":
+        from .report.build import folder_report
+        print(f"  report         {folder_report(Path(args.out), Path(args.out) / 'report')}")
     return 0
 
 
@@ -66,11 +70,9 @@ def _print_summary(summary: dict) -> None:
 
 
 def cmd_params(args: argparse.Namespace) -> int:
-    from .models import build_discriminator, build_generator, count_parameters
+    from .models import build_networks, count_parameters
     config = _load(args)
-    generator = build_generator(config.generator, config.in_channels, config.out_channels)
-    d_in = config.in_channels + config.out_channels if config.discriminator.conditional else config.out_channels
-    discriminator = build_discriminator(config.discriminator, d_in)
+    generator, discriminator = build_networks(config)
     rows = [("G", generator), ("D", discriminator)]
     print(f"{'network':8s} {'parameters':>14s} {'MB (fp32)':>10s} {'checkpoint MB':>14s}")
     total_params = total_mb = 0
@@ -88,11 +90,107 @@ def cmd_params(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_perf(args: argparse.Namespace) -> int:
+    from .perf.measure import measure
+    measure(_load(args), steps=args.steps, warmup=args.warmup, baseline=args.baseline, workers=args.workers)
+    return 0
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     config = _load(args)
     print(f"# config id {config_id(config)}, run id {run_id(config)}")
     print(dump_config(config), end="")
     return 0
+
+
+def cmd_data_prepare(args: argparse.Namespace) -> int:
+    from .config import DataConfig
+    from .data import prepare_data
+    from .data.summary import summary
+    cfg = DataConfig(dataset="folder" if args.name == "imagefolder" else args.name, root=args.root,
+                     download=args.download, image_size=args.size, n_train=args.n_train, n_test=args.n_test,
+                     split_seed=args.seed, augmentation=args.augmentation, cache_dir=args.cache_dir)
+    print(summary(prepare_data(cfg), cfg))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .rescore import rescore
+    metrics = [name.strip() for name in args.metrics.split(",") if name.strip()] if args.metrics else None
+    records = rescore(args.run_dir, dataset=args.dataset, metrics=metrics, overrides=args.overrides)
+    if records:
+        first = records[0]
+        print(f"step {first['step']}, {first['dataset']['source']} {first['split']} split: "
+              f"{first['n_images']} images at {first['resolution'][0]}x{first['resolution'][1]}")
+    for record in records:
+        shown = f"{record['value']:.4f}" if record["value"] is not None else f"unavailable: {record['unavailable']}"
+        print(f"  {record['metric']:18s} {shown}")
+    print(f"  appended to {Path(args.run_dir) / 'metrics.jsonl'}")
+    return 0
+
+
+def cmd_assets(args: argparse.Namespace) -> int:
+    from . import assets
+    if args.action == "status":
+        mismatched = 0
+        for asset, path, present in assets.status(args.directory):
+            state = "present" if present else "absent"
+            if present and args.verify:
+                try:
+                    assets.verify(path, asset)
+                    state = "present, sha256 ok"
+                except assets.AssetError:
+                    state, mismatched = "present, sha256 MISMATCH", mismatched + 1
+            print(f"{asset.name:14s} {state:8s} {path}  (for {asset.used_by})")
+        return EXIT_FAILED if mismatched else 0
+    unknown = [name for name in args.names if name not in assets.ASSETS]
+    if unknown:
+        raise ConfigError(f"assets fetch: unknown {', '.join(unknown)}; allowed: {', '.join(assets.ASSETS)}")
+    failed = 0
+    for name in args.names or list(assets.ASSETS):
+        asset = assets.ASSETS[name]
+        url = f"{args.base_url.rstrip('/')}/{asset.filename}" if args.base_url else None
+        try:
+            print(f"{name}: {assets.fetch(asset, args.directory, url)}")
+        except assets.AssetError as err:
+            print(f"colorbench: error: {err}", file=sys.stderr)
+            failed += 1
+    return EXIT_FAILED if failed else 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep.commands import sweep_command
+    from .sweep.submit import SubmissionError
+    try:
+        return sweep_command(args.file, args.executor, args.dry_run, args.max_parallel, args.results, args.overrides,
+                             args.rerun_failed, args.max_num_timeout, args.wait)
+    except SubmissionError as err:
+        print(f"colorbench: error: {err}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .sweep.commands import status_command
+    return status_command(args.target, args.results, args.overrides)
+
+
+def cmd_aggregate(args: argparse.Namespace) -> int:
+    from .report.build import aggregate_command
+    return aggregate_command(args.results_dir, args.out)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report.build import report_command
+    return report_command(args.ablations, args.results, args.out, args.select_by, args.resamples)
+
+
+def _int_at_least(minimum: int):
+    """An argparse type: an integer >= ``minimum``."""
+    def parse(text: str) -> int:
+        if not text.strip().isdigit() or int(text) < minimum:
+            raise argparse.ArgumentTypeError(f"got {text!r}; allowed: an integer >= {minimum}")
+        return int(text)
+    return parse
 
 
 def _fields_epilog() -> str:
@@ -125,10 +223,146 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(p)
     p.set_defaults(func=cmd_params)
 
+    p = sub.add_parser("perf", help="time training steps (data, G forward, D step, G step, optimizer), FLOP/s",
+                       description="Median time per training step of the given config on its device, data "
+                       "loading from the prepared cache included; --baseline also times the reference-style "
+                       "step (per-sample PIL decode, fp32, default Adam) alternately in the same process.")
+    _config_args(p)
+    p.add_argument("--steps", type=int, default=10, help="timed steps (default 10)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
+    p.add_argument("--baseline", action="store_true", help="also time the reference-style baseline and print the ratio")
+    p.add_argument("--workers", type=int, default=0,
+                   help="DataLoader workers of the baseline (default 0: loading counted in its own steps; "
+                   "workers would keep decoding while the colorbench steps are timed)")
+    p.set_defaults(func=cmd_perf)
+
     p = sub.add_parser("config", help="print the resolved config and its id",
                        epilog=_fields_epilog(), formatter_class=formatter)
     _config_args(p)
     p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser("data", help="prepare a dataset once: decoded, filtered, cached, with a manifest")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    a = actions.add_parser(
+        "prepare", help="decode a dataset into the uint8 cache that training reads, listing every skipped file",
+        description="Decode, filter (unreadable, greyscale, too small, duplicate by hash) and resize a dataset into "
+        "the cache (<cache>/images/<key>.pt, manifest in <cache>/manifests/<key>.json; <cache> is --cache-dir, "
+        "$COLORBENCH_CACHE or ~/.cache/colorbench).  The same arguments reuse the cache; a run whose data.* fields "
+        "match (printed at the end) reads it without decoding.")
+    a.add_argument("name", choices=(*BENCHMARK_DATASETS, "imagefolder", "folder", "samples"),
+                   metavar="NAME", help="coco2017, country211, facades, imagefolder (= the config's folder), samples")
+    a.add_argument("--root", metavar="DIR", help="the dataset's folder (imagefolder: any image tree; coco2017: holds "
+                   "train2017/ and val2017/; country211: holds country211/; facades: holds train/ and test/); "
+                   "default for the benchmark datasets: <cache>/datasets/NAME")
+    a.add_argument("--download", action="store_true", help="download (resumably, checksum-verified) and unpack the "
+                   "dataset into --root when it is absent there")
+    a.add_argument("--size", type=_int_at_least(1), default=DataConfig().image_size, metavar="S",
+                   help=f"side of the square images (data.image_size; default {DataConfig().image_size})")
+    a.add_argument("--n-train", type=_int_at_least(1), metavar="N",
+                   help="usable training images to keep, a seeded random sample (default: all)")
+    a.add_argument("--n-test", type=_int_at_least(1), metavar="M", help="usable test images to keep (default: all; "
+                   "imagefolder: data.test_fraction of the files)")
+    a.add_argument("--seed", type=_int_at_least(0), default=0, metavar="K",
+                   help="seed of the split and the selection (data.split_seed; default 0)")
+    a.add_argument("--augmentation", choices=AUGMENTATIONS, default=DataConfig().augmentation,
+                   help="the training augmentation; jitter stores training images larger, for the random crop "
+                   f"(default {DataConfig().augmentation})")
+    a.add_argument("--cache-dir", metavar="DIR", help="cache folder (data.cache_dir)")
+    a.set_defaults(func=cmd_data_prepare)
+
+    p = sub.add_parser("eval", help="score a run's checkpoint again (any dataset, any metrics) into its metrics.jsonl",
+                       description="Rebuild the generator of RUN_DIR from its config.yaml and checkpoint.pt, "
+                       "colourise the test split of its dataset (or of --dataset) as its evaluations did, and "
+                       "append one record per metric to RUN_DIR/metrics.jsonl with \"source\": \"eval\".")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run directory (holds config.yaml and checkpoint.pt)")
+    p.add_argument("--dataset", metavar="NAME|DIR", help="a data.dataset name or a folder of images, scored on "
+                   "its test split as the run's data settings split it (default: the run's own dataset)")
+    p.add_argument("--metrics", metavar="NAMES", help="comma-separated metric names (default: the run's eval.metrics)")
+    p.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
+                   help="override a data.*, eval.* or device field, e.g. --set eval.weights_dir=/models (repeatable)")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("assets", help="pretrained weight files: status, and download on a machine with internet",
+                       description="The weight files of FID/KID (pytorch-fid's Inception), LPIPS (torchvision's "
+                       "AlexNet) and generator.pretrained_encoder (torchvision's ResNet-18).  Nothing else ever "
+                       "downloads them: without them those metrics are recorded as unavailable.")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    a = actions.add_parser("fetch", help="download the weight files into the searched folder, checking their sha256")
+    a.add_argument("names", nargs="*", metavar="NAME", help="assets to fetch (default: all)")
+    a.add_argument("--dest", "--dir", dest="directory", metavar="DIR",
+                   help="folder to put them in (default: torch's hub cache <TORCH_HOME>/hub/checkpoints)")
+    a.add_argument("--base-url", metavar="URL", help="fetch each file from URL/<file name> (a mirror) "
+                   "instead of its own address")
+    a.set_defaults(func=cmd_assets)
+    a = actions.add_parser("status", help="list each weight file as present or absent, with its path")
+    a.add_argument("--dir", "--dest", dest="directory", metavar="DIR",
+                   help="folder to look in (default: torch's hub cache <TORCH_HOME>/hub/checkpoints)")
+    a.add_argument("--verify", action="store_true", help="also check the sha256 of each file present")
+    a.set_defaults(func=cmd_assets)
+
+    p = sub.add_parser("sweep", help="run an ablation file's grid (skips finished runs); SLURM job array or local",
+                       description="Expand an ablation file (ablations/<name>.yaml) into runs <config-id>-s<seed>, "
+                       "skip those whose directory holds DONE (and those pending or running), and submit the rest "
+                       "through submitit into <results>/<name>/.  Exit 1 when a run has failed, 2 on a bad file.")
+    p.add_argument("file", metavar="FILE", help="ablation file")
+    p.add_argument("--executor", choices=("auto", "slurm", "local", "debug"), default="auto",
+                   help="slurm: one job array; local: on this machine, waits; debug: in this process, one by one; "
+                   "auto (default): slurm where srun is found, else local")
+    p.add_argument("--dry-run", action="store_true", help="print the runs, their state and the job parameters; "
+                   "submit nothing")
+    p.add_argument("--max-parallel", type=_int_at_least(1), metavar="N",
+                   help="runs at a time (local: default one per CPU core, 1 with a GPU; "
+                   "slurm: the array's parallelism, default slurm.array_parallelism)")
+    p.add_argument("--results", default="results", metavar="DIR", help="results folder (default: results)")
+    p.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
+                   help="override a field of the ablation's base config, e.g. --set optim.epochs=2 (repeatable)")
+    p.add_argument("--rerun-failed", action="store_true", help="submit failed and diverged runs again; "
+                   "they continue from their last checkpoint")
+    p.add_argument("--max-num-timeout", type=_int_at_least(0), metavar="N",
+                   help="time-outs/preemptions a job is requeued after before it fails "
+                   "(default: slurm.max_num_timeout, else 3)")
+    p.add_argument("--wait", action="store_true", help="slurm: stay until every submitted run has ended")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("status", help="one table of an ablation's runs: state, step, failures with their reason",
+                       description="Show every run of an ablation (file) or results folder (DIR), or of every "
+                       "ablation under --results: run id, seed, state (done / running / pending / failed / diverged "
+                       "/ missing), step of total, differing keys, and for failures the reason and the last lines "
+                       "of the job's stderr.  Exit 1 when a run has failed or diverged.")
+    p.add_argument("target", nargs="?", metavar="ABLATION|DIR", help="ablation file or its results folder "
+                   "(default: every ablation under --results)")
+    p.add_argument("--results", default="results", metavar="DIR", help="results folder of ablation files "
+                   "(default: results)")
+    p.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
+                   help="the --set overrides the ablation file was swept with")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("aggregate", help="every run under a results folder as one table: parquet and CSV",
+                       description="Collect every run directory under RESULTS_DIR into aggregate.parquet/.csv (one "
+                       "row per run x metric of its latest evaluation: ablation, run id, seed, state, flattened "
+                       "config.* fields, value; parquet also keeps the per-image values) and curves.parquet/.csv "
+                       "(losses and metrics per step).  Failed, unfinished and older runs appear with their state; "
+                       "files that cannot be read are named in warnings.")
+    p.add_argument("results_dir", nargs="?", default="results", metavar="RESULTS_DIR",
+                   help="results folder (default: results)")
+    p.add_argument("--out", metavar="DIR", help="folder to write the tables to (default: RESULTS_DIR)")
+    p.set_defaults(func=cmd_aggregate)
+
+    p = sub.add_parser("report", help="per ablation: tables (md, csv, tex) and figures with uncertainty over seeds",
+                       description="Write OUT/<ablation>/ (table.md, table.csv, table.tex, metrics/curves/qualitative/"
+                       "histograms PNGs) for each ablation, and OUT/README.md indexing them with a one-line "
+                       "finding.  Numbers are means over seeds with std and 95%% t-intervals; each variant is "
+                       "compared with the baseline by a paired bootstrap over the same test images.  Running it "
+                       "again on the same results gives identical files.")
+    p.add_argument("ablations", nargs="*", metavar="ABLATION", help="ablation file, results folder, or name of a "
+                   "folder under --results (default: every ablation and run folder under --results)")
+    p.add_argument("--results", default="results", metavar="DIR", help="results folder (default: results)")
+    p.add_argument("--out", default="reports", metavar="DIR", help="reports folder (default: reports)")
+    p.add_argument("--select-by", metavar="METRIC", help="metric that picks nuisance settings and names the best "
+                   "variant (default: psnr_rgb8)")
+    p.add_argument("--resamples", type=_int_at_least(1), metavar="N",
+                   help="bootstrap resamples of each comparison (default: 10000)")
+    p.set_defaults(func=cmd_report)
     return parser
 
 

@@ -4,8 +4,11 @@ The conversions reproduce scikit-image's ``rgb2lab`` / ``lab2rgb`` (sRGB, illumi
 observer 2°), constant for constant and branch for branch, on batched tensors shaped
 (B, 3, H, W) of any floating dtype and device.
 
-The networks always see the L channel scaled to [-1, 1] (``L / 50 - 1``); they predict either
-the ab channels scaled by 1/110 (``"lab"``) or the RGB image scaled to [-1, 1] (``"rgb"``).
+For colourisation the networks see the L channel scaled to [-1, 1] (``L / 50 - 1``) and
+predict either the ab channels scaled by 1/110 (``"lab"``) or the RGB image scaled to [-1, 1]
+(``"rgb"``).  For a paired dataset (``"paired"``, e.g. facades' label map -> photo) a batch
+holds the target photo in channels 0-2 and its paired input image in channels 3-5; the
+networks see the input image and predict the photo, both RGB in [-1, 1].
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ _WHITE_D65 = torch.tensor([0.95047, 1.0, 1.08883], dtype=torch.float64)
 L_HALF_RANGE = 50.0
 AB_SCALE = 110.0
 COLOUR_SPACES = ("lab", "rgb")
+ENCODINGS = (*COLOUR_SPACES, "paired")
 
 
 def _mix_channels(matrix: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
@@ -73,8 +77,14 @@ def encode(rgb8: torch.Tensor, colour_space: str) -> tuple[torch.Tensor, torch.T
 
     inputs: L / 50 - 1, shaped (B, 1, H, W), in [-1, 1].
     targets: ``"lab"``: ab / 110, shaped (B, 2, H, W); ``"rgb"``: rgb8 / 255 * 2 - 1, shaped (B, 3, H, W).
+    ``"paired"`` takes (B, 6, H, W) pairs, target photo then input image, and returns
+    (input image, photo), each rgb8 / 255 * 2 - 1 shaped (B, 3, H, W).
     """
     _check_colour_space(colour_space)
+    if colour_space == "paired":
+        _check_uint8_channels("rgb8", rgb8, 6)
+        scaled = rgb8.float() / 255.0 * 2.0 - 1.0
+        return scaled[:, 3:], scaled[:, :3]
     check_rgb8("rgb8", rgb8)
     lab = rgb_to_lab(rgb8.float() / 255.0)
     inputs = lab[:, :1] / L_HALF_RANGE - 1.0
@@ -87,7 +97,7 @@ def decode(inputs: torch.Tensor, outputs: torch.Tensor, colour_space: str) -> to
     """uint8 sRGB image (B, 3, H, W) from network inputs (scaled L) and outputs; inverse of ``encode``.
 
     ``"lab"``: L = (inputs + 1) * 50 and ab = outputs * 110 are converted with ``lab_to_rgb``;
-    ``"rgb"``: the outputs are the image in [-1, 1] and ``inputs`` is not used.
+    ``"rgb"`` and ``"paired"``: the outputs are the image in [-1, 1] and ``inputs`` is not used.
     Values are clipped to [0, 1] and rounded to the nearest 8-bit level.
     """
     _check_colour_space(colour_space)
@@ -104,6 +114,17 @@ def grey_rgb8(inputs: torch.Tensor) -> torch.Tensor:
     return decode(inputs, inputs.new_zeros(inputs.shape[0], 2, *inputs.shape[2:]), "lab")
 
 
+def input_rgb8(images8: torch.Tensor, colour_space: str) -> torch.Tensor:
+    """What the generator is shown for each of ``images8`` (as passed to ``encode``), as uint8 sRGB (B, 3, H, W).
+
+    Colourisation: the greyscale rendering of the L input; ``"paired"``: the paired input image.
+    """
+    if colour_space == "paired":
+        _check_uint8_channels("images8", images8, 6)
+        return images8[:, 3:]
+    return grey_rgb8(encode(images8, "lab")[0])
+
+
 def _check_three_channels(name: str, image: torch.Tensor) -> None:
     if image.ndim != 4 or image.shape[1] != 3 or not image.is_floating_point():
         raise ValueError(f"{name}: expected a float tensor shaped (B, 3, H, W); "
@@ -112,10 +133,15 @@ def _check_three_channels(name: str, image: torch.Tensor) -> None:
 
 def check_rgb8(name: str, rgb8: torch.Tensor) -> None:
     """Raise ValueError, naming ``name``, unless ``rgb8`` is a uint8 tensor shaped (B, 3, H, W)."""
-    if rgb8.dtype != torch.uint8 or rgb8.ndim != 4 or rgb8.shape[1] != 3:
-        raise ValueError(f"{name}: expected a uint8 tensor shaped (B, 3, H, W); got {rgb8.dtype} {tuple(rgb8.shape)}")
+    _check_uint8_channels(name, rgb8, 3)
+
+
+def _check_uint8_channels(name: str, images8: torch.Tensor, channels: int) -> None:
+    if images8.dtype != torch.uint8 or images8.ndim != 4 or images8.shape[1] != channels:
+        raise ValueError(f"{name}: expected a uint8 tensor shaped (B, {channels}, H, W); "
+                         f"got {images8.dtype} {tuple(images8.shape)}")
 
 
 def _check_colour_space(colour_space: str) -> None:
-    if colour_space not in COLOUR_SPACES:
-        raise ValueError(f"colour_space: got {colour_space!r}; allowed: {', '.join(COLOUR_SPACES)}")
+    if colour_space not in ENCODINGS:
+        raise ValueError(f"colour_space: got {colour_space!r}; allowed: {', '.join(ENCODINGS)}")

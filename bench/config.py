@@ -18,6 +18,8 @@ from typing import Any, Literal, get_args, get_origin
 
 import yaml
 
+from bench.metrics import METRICS
+
 
 class ConfigError(ValueError):
     """A configuration value, key or file is invalid; the message names it."""
@@ -84,12 +86,25 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: Literal["samples", "folder"] = knob("samples", "samples = photos bundled with scikit-image/matplotlib; folder = data.root")
-    root: str | None = knob(None, "folder dataset: directory searched recursively for images", identity=False)
+    dataset: Literal["samples", "folder", "coco2017", "country211", "facades"] = knob(
+        "samples", "samples = photos bundled with scikit-image/matplotlib; folder = any image tree at data.root; "
+        "coco2017 (train2017/ -> train, val2017/ -> test), country211 (torchvision's layout; train -> train, "
+        "test -> test), facades (pix2pix aligned pairs, photo beside label map; train/ -> train, test/ -> test)")
+    root: str | None = knob(None, "folder: directory searched recursively for images; coco2017/country211/facades: "
+                            "the dataset's folder, default CACHE/datasets/DATASET (CACHE: see cache_dir)", identity=False)
+    download: bool = knob(False, "coco2017/country211/facades: download and extract the dataset into data.root "
+                          "when absent", identity=False)
+    task: Literal["colourise", "paired"] = knob(
+        "colourise", "colourise: the input is the greyscale of the target photo; paired: the input is the dataset's "
+        "paired image (facades: label map -> photo; needs colour_space rgb)")
     train_list: str | None = knob(None, "folder dataset: text file of image paths (relative to root) for training", identity=False)
     test_list: str | None = knob(None, "folder dataset: text file of image paths for testing", identity=False)
-    test_fraction: float = knob(0.1, "folder dataset without lists: share of images held out for testing")
-    split_seed: int = knob(0, "seed of the deterministic train/test split")
+    test_fraction: float = knob(0.1, "folder dataset without lists and n_test: share of images held out for testing")
+    n_train: int | None = knob(None, "keep this many usable training images, the first in a seeded random order "
+                               "(null = all)")
+    n_test: int | None = knob(None, "keep this many usable test images, likewise; folder: taken from the whole folder, "
+                              "training images from the rest")
+    split_seed: int = knob(0, "seed of the deterministic train/test split and of the n_train/n_test selection")
     image_size: int = knob(256, "side of the square training and test images")
     augmentation: Literal["none", "flip", "jitter", "flip+jitter"] = knob(
         "flip+jitter", "jitter = resize to round(1.117*size) then random crop (286 -> 256)")
@@ -109,6 +124,17 @@ class DataConfig:
             raise ConfigError("data.root: the folder dataset needs data.root set to a directory of images")
         if (self.train_list is None) != (self.test_list is None):
             raise ConfigError("data.train_list / data.test_list: give both or neither")
+        if self.train_list is not None and self.dataset != "folder":
+            raise ConfigError(f"data.train_list / data.test_list: only for data.dataset: folder (got {self.dataset})")
+        for name in ("n_train", "n_test"):
+            if getattr(self, name) is not None:
+                _positive(f"data.{name}", getattr(self, name))
+        if self.download and self.dataset not in ("coco2017", "country211", "facades"):
+            raise ConfigError(f"data.download: got true for data.dataset={self.dataset}, which has nothing to download; "
+                              "allowed datasets: coco2017, country211, facades")
+        if self.task == "paired" and self.dataset != "facades":
+            raise ConfigError(f"data.task: paired needs a dataset of image pairs; got data.dataset={self.dataset}; "
+                              "allowed: facades")
 
 
 @dataclass(frozen=True)
@@ -147,10 +173,19 @@ class EvalConfig:
     every_epochs: int = knob(10, "evaluate on the test split every this many epochs (0 = only at the end)", identity=False)
     n_sample_images: int = knob(4, "test images shown in each samples/ grid", identity=False)
     train_mode_inference: bool = knob(False, "evaluate with dropout and batch statistics on, as pix2pix's test script does")
+    metrics: tuple[str, ...] = knob(tuple(METRICS), "metrics recorded at each evaluation (see Metrics); those whose "
+                                    "weights are absent are recorded as unavailable", identity=False)
+    weights_dir: str | None = knob(None, "folder of the metric weight files (FID Inception, AlexNet); default "
+                                   "torch's hub cache, TORCH_HOME/hub/checkpoints", identity=False)
 
     def __post_init__(self) -> None:
         _non_negative("eval.every_epochs", self.every_epochs)
         _non_negative("eval.n_sample_images", self.n_sample_images)
+        unknown = [name for name in self.metrics if name not in METRICS]
+        if unknown:
+            raise ConfigError(f"eval.metrics: unknown {', '.join(unknown)}; allowed: {', '.join(METRICS)}")
+        if len(set(self.metrics)) != len(self.metrics):
+            raise ConfigError(f"eval.metrics: {list(self.metrics)} names a metric twice")
 
 
 @dataclass(frozen=True)
@@ -184,17 +219,25 @@ class RunConfig:
         if self.optim.warmup_epochs and self.loss.reconstruction == "none":
             raise ConfigError("optim.warmup_epochs: the warm-up trains the generator on reconstruction alone; "
                               "it needs loss.reconstruction other than none")
+        if self.data.task == "paired" and self.colour_space != "rgb":
+            raise ConfigError(f"colour_space: got {self.colour_space}; data.task=paired predicts the whole photo, "
+                              "allowed: rgb")
         _positive("log_every", self.log_every)
         _positive("checkpoint_every", self.checkpoint_every)
 
     @property
     def in_channels(self) -> int:
-        """The generator always sees the L channel."""
-        return 1
+        """Colourisation: the L channel; paired: the RGB of the paired input image."""
+        return 3 if self.data.task == "paired" else 1
 
     @property
     def out_channels(self) -> int:
         return 2 if self.colour_space == "lab" else 3
+
+    @property
+    def encoding(self) -> str:
+        """How images become network inputs and targets (see ``bench.colour.encode``): the colour space, or paired."""
+        return "paired" if self.data.task == "paired" else self.colour_space
 
 
 def _positive(name: str, value: float) -> None:
@@ -233,6 +276,10 @@ def _coerce(name: str, value: Any, tp: Any) -> Any:
         return _coerce(name, value, inner)
     if origin is tuple:
         args = get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:  # tuple[X, ...]: a list of any length
+            if not isinstance(value, (list, tuple)):
+                raise ConfigError(f"{name}: got {value!r}; allowed: a list")
+            return tuple(_coerce(f"{name}[{i}]", v, args[0]) for i, v in enumerate(value))
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
             raise ConfigError(f"{name}: got {value!r}; allowed: a list of {len(args)} numbers")
         return tuple(_coerce(f"{name}[{i}]", v, a) for i, (v, a) in enumerate(zip(value, args)))

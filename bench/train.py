@@ -7,6 +7,8 @@ augmentation are derived from (seed, step) and every RNG and optimiser state is 
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import math
 import re
@@ -14,20 +16,22 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 import yaml
 from tqdm import tqdm
 
 from . import rundir
-from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import CHECKPOINT_FILE, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .colour import encode
 from .config import ConfigError, RunConfig, config_id, config_to_dict, run_id
 from .data import augment, prepare_data
-from .evaluate import colourise, metric_records, save_sample_grid
+from .evaluate import colourise, save_sample_grid
 from .losses import adversarial_loss, reconstruction_loss
-from .models import build_discriminator, build_generator
+from .models import build_networks
 from .schedules import build_scheduler
+from .scoring import dataset_identity, metric_records, scoring_setup
 
 EVAL_BATCH_SIZE = 16
 
@@ -72,11 +76,14 @@ class Schedule:
         return every > 0 and self.ends_epoch(step) and (step // self.steps_per_epoch) % every == 0
 
 
-def train(config: RunConfig, run_dir: str | Path, stop_after_step: int | None = None) -> dict:
+def train(config: RunConfig, run_dir: str | Path, stop_after_step: int | None = None,
+          stop_requested: Callable[[], bool] | None = None) -> dict:
     """Train (or continue training) one run in ``run_dir``; return its summary.
 
     ``stop_after_step`` ends the call early after writing a checkpoint, as a preempted job
-    would; calling ``train`` again continues from there.  A run that already has DONE
+    would; calling ``train`` again continues from there.  ``stop_requested`` is asked after
+    every step; when it returns true the call ends the same way at that step (a preempted
+    job saves the step it is at, not the last periodic checkpoint).  A run that already has DONE
     returns its summary without training.  A non-finite loss writes FAILED and raises
     :class:`TrainingFailed`.
     """
@@ -94,16 +101,15 @@ def train(config: RunConfig, run_dir: str | Path, stop_after_step: int | None = 
     rundir.write_json(run_dir / "data_manifest.json", data.manifest)
 
     torch.manual_seed(config.seed)
-    in_ch, out_ch = config.in_channels, config.out_channels
-    generator = build_generator(config.generator, in_ch, out_ch).to(device)
-    d_in = in_ch + out_ch if config.discriminator.conditional else out_ch
-    discriminator = build_discriminator(config.discriminator, d_in)
+    generator, discriminator = build_networks(config)
+    generator.to(device)
     if discriminator is not None:
         discriminator.to(device)
-    opt_g = _adam(generator, config)
-    opt_d = _adam(discriminator, config) if discriminator is not None else None
+    opt_g = build_optimizer(generator, config)
+    opt_d = build_optimizer(discriminator, config) if discriminator is not None else None
 
-    n_train = len(data.train)
+    train_images = data.network_images("train", config.data.task)
+    n_train = len(train_images)
     steps_per_epoch = math.ceil(n_train / config.data.batch_size)
     total_steps = config.optim.steps or config.optim.epochs * steps_per_epoch
     plan = Schedule(steps_per_epoch, total_steps, config.eval.every_epochs)
@@ -115,15 +121,15 @@ def train(config: RunConfig, run_dir: str | Path, stop_after_step: int | None = 
     parts = {k: v for k, v in parts.items() if v is not None}
     step = _resume(run_dir, parts)
 
-    sample_images = data.test[:config.eval.n_sample_images]
+    sample_images = data.network_images("test", config.data.task)[:config.eval.n_sample_images]
     stats = _StatsWindow()
     last_step = total_steps if stop_after_step is None else min(stop_after_step, total_steps)
     progress = tqdm(total=total_steps, initial=step, desc=f"train {run_dir.name}", unit="step", disable=None)
     generator.train()
     while step < last_step:
         epoch = plan.epoch(step)
-        batch = _batch(data.train, config, epoch, step - epoch * steps_per_epoch, step)
-        losses = _train_step(batch.to(device, non_blocking=True), generator, discriminator, opt_g, opt_d, config,
+        batch = training_batch(train_images, config, epoch, step - epoch * steps_per_epoch, step)
+        losses = train_step(batch.to(device, non_blocking=True), generator, discriminator, opt_g, opt_d, config,
                              adversarial=discriminator is not None and epoch >= config.optim.warmup_epochs,
                              run_dir=run_dir, step=step)
         _step_schedulers(sched_g, sched_d)
@@ -131,11 +137,14 @@ def train(config: RunConfig, run_dir: str | Path, stop_after_step: int | None = 
         progress.update(1)
         stats.add(losses, len(batch))
         if step % config.log_every == 0 or step == last_step:
-            rundir.append_jsonl(run_dir / "stats.jsonl", stats.record(step, plan.epoch(step - 1), sched_g))
+            rundir.append_jsonl(run_dir / "stats.jsonl", stats.record(step, total_steps, plan.epoch(step - 1), sched_g))
         if plan.evaluates_after(step):
             _evaluate(run_dir, generator, data, sample_images, config, device, step, plan.epoch(step - 1))
-        if step % config.checkpoint_every == 0 or plan.ends_epoch(step) or step == last_step:
+        stopping = stop_requested is not None and stop_requested()
+        if step % config.checkpoint_every == 0 or plan.ends_epoch(step) or step == last_step or stopping:
             _save(run_dir, parts, step)
+        if stopping:
+            break
     progress.close()
 
     if step < total_steps:
@@ -156,8 +165,11 @@ def _step_schedulers(*schedulers) -> None:
                 scheduler.step()
 
 
-def _adam(model: torch.nn.Module, config: RunConfig) -> torch.optim.Adam:
-    return torch.optim.Adam(model.parameters(), lr=config.optim.lr, betas=config.optim.betas)
+def build_optimizer(model: torch.nn.Module, config: RunConfig) -> torch.optim.Adam:
+    """Adam of G or D with the run's learning rate and betas."""
+    # The fused kernel updates all parameters in one pass (CPU and CUDA): the same Adam
+    # arithmetic as the per-parameter loop, several times faster on unet_256's 54 M weights.
+    return torch.optim.Adam(model.parameters(), lr=config.optim.lr, betas=config.optim.betas, fused=True)
 
 
 def _claim_run_dir(run_dir: Path, config: RunConfig, device: torch.device) -> None:
@@ -175,15 +187,15 @@ def _claim_run_dir(run_dir: Path, config: RunConfig, device: torch.device) -> No
 
 
 def _resume(run_dir: Path, parts: dict) -> int:
-    """Load checkpoint.pt into ``parts`` if present; drop log records written after it."""
-    path = run_dir / "checkpoint.pt"
-    if not path.exists():
-        return 0
-    state = load_checkpoint(path)
-    for name, part in parts.items():
-        part.load_state_dict(state[name])
-    set_rng_state(state["rng"])
-    step = state["step"]
+    """Load checkpoint.pt into ``parts`` if present; drop log records written after it (all, without one)."""
+    path = run_dir / CHECKPOINT_FILE
+    step = 0
+    if path.exists():
+        state = load_checkpoint(path)
+        for name, part in parts.items():
+            part.load_state_dict(state[name])
+        set_rng_state(state["rng"])
+        step = state["step"]
     for log in ("stats.jsonl", "metrics.jsonl"):
         rundir.truncate_jsonl(run_dir / log, step)
     return step
@@ -192,17 +204,22 @@ def _resume(run_dir: Path, parts: dict) -> int:
 def _save(run_dir: Path, parts: dict, step: int) -> None:
     state = {name: part.state_dict() for name, part in parts.items()}
     state.update(step=step, rng=rng_state())
-    save_checkpoint(run_dir / "checkpoint.pt", state)
+    save_checkpoint(run_dir / CHECKPOINT_FILE, state)
 
 
-def _batch(images: torch.Tensor, config: RunConfig, epoch: int, index: int, step: int) -> torch.Tensor:
-    """Batch ``index`` of ``epoch``: order from (seed, epoch), augmentation from (seed, step)."""
-    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(
-        derived_seed(config.seed, "order", epoch)))
+def training_batch(images: torch.Tensor, config: RunConfig, epoch: int, index: int, step: int) -> torch.Tensor:
+    """Batch ``index`` of ``epoch`` of uint8 ``images``: order from (seed, epoch), augmentation from (seed, step)."""
+    order = _epoch_order(config.seed, epoch, len(images))
     size = config.data.batch_size
-    chosen = images[order[index * size:(index + 1) * size]]
     rng = torch.Generator().manual_seed(derived_seed(config.seed, "augment", step))
-    return augment(chosen, config.data.augmentation, config.data.image_size, rng)
+    return augment(images, config.data.augmentation, config.data.image_size, rng,
+                   rows=order[index * size:(index + 1) * size])
+
+
+@functools.lru_cache(maxsize=2)
+def _epoch_order(seed: int, epoch: int, n_images: int) -> torch.Tensor:
+    """The permutation of an epoch (computed once per epoch, not once per batch; never modified)."""
+    return torch.randperm(n_images, generator=torch.Generator().manual_seed(derived_seed(seed, "order", epoch)))
 
 
 def _set_requires_grad(model: torch.nn.Module, flag: bool) -> None:
@@ -210,15 +227,25 @@ def _set_requires_grad(model: torch.nn.Module, flag: bool) -> None:
         p.requires_grad_(flag)
 
 
-def _train_step(batch_rgb8, generator, discriminator, opt_g, opt_d, config: RunConfig, *, adversarial: bool,
-                run_dir: Path, step: int) -> dict[str, float]:
-    """One pix2pix update: D on real and detached fake, then G. Returns the loss terms."""
+def _untimed(phase: str) -> contextlib.AbstractContextManager:
+    return contextlib.nullcontext()
+
+
+def train_step(batch_rgb8, generator, discriminator, opt_g, opt_d, config: RunConfig, *, adversarial: bool,
+               run_dir: Path, step: int,
+               timer: Callable[[str], contextlib.AbstractContextManager] = _untimed) -> dict[str, float]:
+    """One pix2pix update: D on real and detached fake, then G. Returns the loss terms.
+
+    ``timer(phase)`` wraps the phases ``data`` (colour conversion), ``g_forward``, ``d_step``
+    (D forward and backward), ``g_step`` (G's losses and backward) and ``optimizer`` (clipping
+    and both optimiser steps), so ``colorbench perf`` times the very code a run executes.
+    """
     loss_cfg, clip = config.loss, config.optim.grad_clip_norm
     autocast = torch.autocast(batch_rgb8.device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
-    inputs, targets = encode(batch_rgb8, config.colour_space)
-    with autocast:
-        fake = generator(inputs)
-    fake = fake.float()
+    with timer("data"):
+        inputs, targets = encode(batch_rgb8, config.encoding)
+    with timer("g_forward"), autocast:
+        fake = generator(inputs).float()
 
     def d_logits(output: torch.Tensor) -> torch.Tensor:
         seen = torch.cat([inputs, output], 1) if config.discriminator.conditional else output
@@ -227,32 +254,38 @@ def _train_step(batch_rgb8, generator, discriminator, opt_g, opt_d, config: RunC
 
     losses: dict[str, torch.Tensor] = {}
     if adversarial:
-        _set_requires_grad(discriminator, True)
-        opt_d.zero_grad(set_to_none=True)
-        losses["d_fake"] = adversarial_loss(loss_cfg.adversarial, d_logits(fake.detach()), real=False)
-        losses["d_real"] = adversarial_loss(loss_cfg.adversarial, d_logits(targets), real=True)
-        loss_d = 0.5 * (losses["d_fake"] + losses["d_real"])
-        _check_finite(losses, run_dir, step)
-        loss_d.backward()
-        if clip is not None:
-            torch.nn.utils.clip_grad_norm_(discriminator.parameters(), clip)
-        opt_d.step()
+        with timer("d_step"):
+            _set_requires_grad(discriminator, True)
+            opt_d.zero_grad(set_to_none=True)
+            losses["d_fake"] = adversarial_loss(loss_cfg.adversarial, d_logits(fake.detach()), real=False)
+            losses["d_real"] = adversarial_loss(loss_cfg.adversarial, d_logits(targets), real=True)
+            loss_d = 0.5 * (losses["d_fake"] + losses["d_real"])
+            _check_finite(losses, run_dir, step)
+            loss_d.backward()
+        with timer("optimizer"):
+            if clip is not None:
+                torch.nn.utils.clip_grad_norm_(discriminator.parameters(), clip)
+            opt_d.step()
         _set_requires_grad(discriminator, False)
 
-    opt_g.zero_grad(set_to_none=True)
-    loss_g = torch.zeros((), device=fake.device)
-    if adversarial and loss_cfg.lambda_adv > 0:
-        losses["g_adv"] = adversarial_loss(loss_cfg.adversarial, d_logits(fake), real=True)
-        loss_g = loss_g + loss_cfg.lambda_adv * losses["g_adv"]
-    if loss_cfg.reconstruction != "none" and loss_cfg.lambda_rec > 0:
-        losses["g_rec"] = reconstruction_loss(loss_cfg.reconstruction, fake, targets)
-        loss_g = loss_g + loss_cfg.lambda_rec * losses["g_rec"]
-    if loss_g.requires_grad:  # during warm-up with only adversarial loss there is nothing to learn
-        _check_finite(losses, run_dir, step)
-        loss_g.backward()
-        if clip is not None:
-            torch.nn.utils.clip_grad_norm_(generator.parameters(), clip)
-        opt_g.step()
+    with timer("g_step"):
+        opt_g.zero_grad(set_to_none=True)
+        loss_g = torch.zeros((), device=fake.device)
+        if adversarial and loss_cfg.lambda_adv > 0:
+            losses["g_adv"] = adversarial_loss(loss_cfg.adversarial, d_logits(fake), real=True)
+            loss_g = loss_g + loss_cfg.lambda_adv * losses["g_adv"]
+        if loss_cfg.reconstruction != "none" and loss_cfg.lambda_rec > 0:
+            losses["g_rec"] = reconstruction_loss(loss_cfg.reconstruction, fake, targets)
+            loss_g = loss_g + loss_cfg.lambda_rec * losses["g_rec"]
+        learns = loss_g.requires_grad  # during warm-up with only adversarial loss there is nothing to learn
+        if learns:
+            _check_finite(losses, run_dir, step)
+            loss_g.backward()
+    if learns:
+        with timer("optimizer"):
+            if clip is not None:
+                torch.nn.utils.clip_grad_norm_(generator.parameters(), clip)
+            opt_g.step()
     return {k: float(v.detach()) for k, v in losses.items()}
 
 
@@ -284,9 +317,9 @@ class _StatsWindow:
             self.counts[k] = self.counts.get(k, 0) + 1
         self.images += images
 
-    def record(self, step: int, epoch: int, scheduler) -> dict:
+    def record(self, step: int, total_steps: int, epoch: int, scheduler) -> dict:
         elapsed = time.perf_counter() - self.started
-        record = {"step": step, "epoch": epoch, "lr": scheduler.get_last_lr()[0],
+        record = {"step": step, "total_steps": total_steps, "epoch": epoch, "lr": scheduler.get_last_lr()[0],
                   "images_per_s": self.images / elapsed if elapsed > 0 else None}
         record.update({f"loss_{k}": self.sums[k] / self.counts[k] for k in sorted(self.sums)})
         self.reset()
@@ -294,16 +327,24 @@ class _StatsWindow:
 
 
 def _evaluate(run_dir: Path, generator, data, sample_images, config: RunConfig, device, step: int, epoch: int) -> None:
+    outputs = evaluation_outputs(generator, data.network_images("test", config.data.task), config, device, step)
+    for record in metric_records(outputs, data.test, data.test_ids, config.eval.metrics,
+                                 scoring_setup(config, device), dataset=dataset_identity(data.manifest),
+                                 split="test", step=step, epoch=epoch, source="train"):
+        rundir.append_jsonl(run_dir / "metrics.jsonl", record)
+    if len(sample_images):
+        save_sample_grid(run_dir / "samples" / f"step-{step:07d}.png", sample_images, outputs[:len(sample_images)],
+                         config.encoding)
+
+
+def evaluation_outputs(generator, images, config: RunConfig, device, step: int) -> torch.Tensor:
+    """The outputs an evaluation after ``step`` scores; ``colorbench eval`` regenerates them identically."""
     # Evaluation must not consume the training RNG (train-mode inference draws dropout masks).
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(derived_seed(config.seed, "eval", step))
         batch_size = config.data.batch_size if config.eval.train_mode_inference else EVAL_BATCH_SIZE
-        outputs = colourise(generator, data.test, config.colour_space, device, batch_size, config.precision,
-                            train_mode=config.eval.train_mode_inference)
-    for record in metric_records(outputs, data.test, data.test_ids, split="test", step=step, epoch=epoch):
-        rundir.append_jsonl(run_dir / "metrics.jsonl", record)
-    if len(sample_images):
-        save_sample_grid(run_dir / "samples" / f"step-{step:07d}.png", sample_images, outputs[:len(sample_images)])
+        return colourise(generator, images, config.encoding, device, batch_size, config.precision,
+                         train_mode=config.eval.train_mode_inference)
 
 
 def _final_metrics(run_dir: Path, step: int) -> dict[str, float]:

@@ -92,8 +92,10 @@ def test_demo_command_runs_on_samples(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--set", "optim.steps=2", "--set", "device=cpu"]) == 0
     out = capsys.readouterr().out
     assert "psnr_rgb8" in out and "ssim_rgb8" in out and str(tmp_path) in out
-    (run,) = tmp_path.iterdir()
+    (run,) = [path for path in tmp_path.iterdir() if path.name != "report"]
     assert (run / "DONE").exists() and list((run / "samples").glob("*.png"))
+    assert f"report         {tmp_path / 'report' / 'table.md'}" in out
+    assert run.name in (tmp_path / "report" / "table.md").read_text()
 
 
 def test_python_dash_m_bench():

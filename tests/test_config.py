@@ -101,7 +101,8 @@ def _other_value(key, default):
     special = {"generator.arch": "resnet18_unet", "discriminator.arch": "none", "loss.adversarial": "none",
                "data.dataset": "samples", "optim.betas": [0.9, 0.99], "optim.steps": 10,
                "optim.grad_clip_norm": 1.0, "data.test_fraction": 0.2, "optim.step_factor": 0.1,
-               "generator.depth": 7, "generator.pretrained_encoder": True}
+               "generator.depth": 7, "generator.pretrained_encoder": True, "data.n_train": 10, "data.n_test": 5,
+               "data.task": "paired"}
     if key in special:
         return special[key]
     if isinstance(default, bool):
@@ -120,7 +121,8 @@ def test_every_identity_field_changes_the_id():
     companions = {"generator.arch": ["data.image_size=256"], "discriminator.arch": ["loss.adversarial=none"],
                   "loss.adversarial": ["discriminator.arch=none"],
                   "generator.pretrained_encoder": ["generator.arch=resnet18_unet"],
-                  "generator.depth": [], "data.image_size": ["generator.depth=5"]}
+                  "generator.depth": [], "data.image_size": ["generator.depth=5"],
+                  "data.task": ["data.dataset=facades", "colour_space=rgb"]}
     base_id = config_id(RunConfig())
     checked = 0
     for key, default, _ in describe_fields():

@@ -87,7 +87,7 @@ def test_mse_ab_matches_skimage_rgb2lab(name):
 
 def test_identical_images_are_perfect():
     image = to_batch(*PAIRS["astronaut_noisy"])
-    values = compute_metrics(image, image.clone())
+    values = compute_metrics(image, image.clone(), names=["psnr_rgb8", "ssim_rgb8", "mse_ab_rgb8"])
     assert values["psnr_rgb8"].tolist() == [math.inf, math.inf]
     torch.testing.assert_close(values["ssim_rgb8"], torch.ones(2, dtype=torch.float64), rtol=0, atol=1e-12)
     assert values["mse_ab_rgb8"].tolist() == [0.0, 0.0]
@@ -98,12 +98,16 @@ def test_values_are_per_image():
     preds = to_batch(*(PAIRS[name][0] for name in names))
     targets = to_batch(*(PAIRS[name][1] for name in names))
     batched = compute_metrics(preds, targets)
-    assert set(batched) == set(METRICS)
-    for metric, values in batched.items():
+    assert set(batched) == {name for name, metric in METRICS.items() if metric.takes == "images"}
+    per_image = {name: values for name, values in batched.items() if METRICS[name].per_image}
+    assert set(per_image) == {"psnr_rgb8", "ssim_rgb8", "mse_ab_rgb8", "cf"}
+    for metric, values in per_image.items():
         assert values.shape == (2,) and values[0] != values[1], metric
         for index in range(2):
-            alone = METRICS[metric](preds[index:index + 1], targets[index:index + 1])
+            alone = METRICS[metric].compute(preds[index:index + 1], targets[index:index + 1])
             assert values[index].item() == pytest.approx(alone.item(), rel=1e-12), metric
+    for metric in set(batched) - set(per_image):  # set metrics: one number for the pair of sets
+        assert isinstance(batched[metric]["value"], float), metric
 
 
 def test_compute_metrics_selects_names():
@@ -113,6 +117,8 @@ def test_compute_metrics_selects_names():
     assert values["ssim_rgb8"].item() == pytest.approx(skimage_ssim(pred, target), rel=0, abs=1e-6)
     with pytest.raises(ValueError, match="psnr"):
         compute_metrics(to_batch(pred), to_batch(target), names=["psnr"])
+    with pytest.raises(ValueError, match="need a network or features"):
+        compute_metrics(to_batch(pred), to_batch(target), names=["fid_inception_pt"])
 
 
 def test_every_metric_has_a_json_protocol():
@@ -126,6 +132,9 @@ def test_every_metric_has_a_json_protocol():
     (torch.zeros(1, 3, 16, 16, dtype=torch.uint8), torch.zeros(1, 3, 16, 17, dtype=torch.uint8), "shapes differ"),
 ])
 def test_invalid_inputs_are_rejected(pred, target, message):
-    for metric in METRICS.values():
+    for name, metric in METRICS.items():
+        if metric.takes == "features":
+            continue  # take feature matrices; their checks are in test_metric_validity
+        extra = (torch.nn.Identity(),) if metric.takes == "network" else ()
         with pytest.raises(ValueError, match=message):
-            metric(pred, target)
+            metric.compute(pred, target, *extra)

@@ -56,10 +56,13 @@ def test_run_directory_holds_everything(image_folder, tmp_path):
 
     metrics = _metrics(run)
     assert sorted({r["step"] for r in metrics}) == [4, 8]
-    assert {r["metric"] for r in metrics} == {"psnr_rgb8", "ssim_rgb8", "mse_ab_rgb8"}
+    assert [r["metric"] for r in metrics if r["step"] == 8] == list(config.eval.metrics)
     for r in metrics:
-        assert r["split"] == "test" and r["n_images"] == len(r["per_image"]) == 5
-        assert r["value"] == pytest.approx(sum(r["per_image"]) / 5)
+        assert r["split"] == "test" and r["n_images"] == 5 and r["source"] == "train"
+        if "per_image" in r:
+            assert len(r["per_image"]) == 5 and r["value"] == pytest.approx(sum(r["per_image"]) / 5)
+        elif r["detector"] is not None and r["value"] is None:  # no FID/LPIPS weights on this machine
+            assert "not found" in r["unavailable"]
     assert summary["metrics"]["psnr_rgb8"] == [r["value"] for r in metrics if r["metric"] == "psnr_rgb8"][-1]
 
     grids = sorted((run / "samples").glob("*.png"))

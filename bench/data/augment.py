@@ -6,6 +6,7 @@ that a run's augmentation is reproducible from its seed.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 AUGMENTATIONS = ("none", "flip", "jitter", "flip+jitter")
@@ -19,37 +20,44 @@ def load_size(image_size: int, augmentation: str) -> int:
     return round(JITTER_SCALE * image_size) if "jitter" in augmentation else image_size
 
 
-def augment(batch: torch.Tensor, augmentation: str, size: int, generator: torch.Generator) -> torch.Tensor:
-    """Augment a uint8 (B, 3, S, S) batch into (B, 3, size, size).
+def augment(images: torch.Tensor, augmentation: str, size: int, generator: torch.Generator,
+            rows: torch.Tensor | None = None) -> torch.Tensor:
+    """Augment the ``rows`` of a uint8 (N, C, S, S) CPU tensor into a new (B, C, size, size) batch.
 
-    ``jitter`` crops each sample at a random offset (S >= size); ``flip`` mirrors each
-    sample left-right with probability 0.5; ``none`` needs S == size and returns the batch
-    as is.  Same generator state, same output.
+    ``rows`` (1-D indices, default every row) picks the samples, in order; the result equals
+    augmenting ``images[rows]``.  ``jitter`` crops each sample at a random offset (S >= size);
+    ``flip`` mirrors each sample left-right with probability 0.5; ``none`` needs S == size.
+    All C channels of a sample get the same crop and flip, so a paired sample (photo and
+    input image stacked on channels) stays aligned.  Same generator state, same output.
     """
     _check_augmentation(augmentation)
-    if batch.dtype != torch.uint8 or batch.ndim != 4 or batch.shape[1] != 3 or batch.shape[2] != batch.shape[3]:
-        raise ValueError(f"augment: expected a uint8 (B, 3, S, S) batch; got {batch.dtype} {tuple(batch.shape)}")
-    side = batch.shape[-1]
+    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[2] != images.shape[3] \
+            or images.device.type != "cpu":
+        raise ValueError(f"augment: expected a uint8 (N, C, S, S) CPU tensor; got {images.dtype} "
+                         f"{tuple(images.shape)} on {images.device}")
+    side = images.shape[-1]
     if "jitter" in augmentation:
         if side < size:
             raise ValueError(f"augment: cannot crop {size}x{size} out of {side}x{side}")
-        batch = _random_crop(batch, size, generator)
     elif side != size:
         raise ValueError(f"augment: {augmentation!r} needs {size}x{size} images; got {side}x{side}")
-    if "flip" in augmentation:
-        batch = _random_flip(batch, generator)
-    return batch
-
-
-def _random_crop(batch: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
-    offsets = torch.randint(0, batch.shape[-1] - size + 1, (batch.shape[0], 2), generator=generator,
-                            device=generator.device).tolist()
-    return torch.stack([image[:, top:top + size, left:left + size] for image, (top, left) in zip(batch, offsets)])
-
-
-def _random_flip(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    flipped = torch.rand(batch.shape[0], generator=generator, device=generator.device) < 0.5
-    return torch.where(flipped.to(batch.device)[:, None, None, None], batch.flip(-1), batch)
+    if augmentation == "none" and rows is None:
+        return images
+    picked = list(range(len(images))) if rows is None else rows.tolist()
+    n = len(picked)
+    # Offsets are drawn before flips, as (B, 2) then (B,), whichever augmentations are on.
+    offsets = (torch.randint(0, side - size + 1, (n, 2), generator=generator, device=generator.device).tolist()
+               if "jitter" in augmentation else [(0, 0)] * n)
+    flips = ((torch.rand(n, generator=generator, device=generator.device) < 0.5).tolist()
+             if "flip" in augmentation else [False] * n)
+    # One numpy copy per output pixel: for images this small torch's parallel copy kernels
+    # spend longer waking their threads than copying, worst on a busy machine.
+    source = images.numpy()
+    windows = []
+    for row, (top, left), flipped in zip(picked, offsets, flips):
+        window = source[row, :, top:top + size, left:left + size]
+        windows.append(window[..., ::-1] if flipped else window)
+    return torch.from_numpy(np.stack(windows))
 
 
 def _check_augmentation(augmentation: str) -> None:

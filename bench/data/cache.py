@@ -1,8 +1,9 @@
 """On-disk cache of prepared datasets: where it lives, what its key covers, atomic save and safe load.
 
-One file per prepared dataset, ``<cache_dir>/images/<key>.pt``.  The key covers the source,
-a cheap fingerprint of its file list (no file is read), the sizes and the filter knobs, so
-any change to the files or the settings misses the cache and rebuilds.
+One file per prepared dataset, ``<cache_dir>/images/<key>.pt``, with a readable copy of its
+manifest in ``<cache_dir>/manifests/<key>.json``.  The key covers the source, a cheap
+fingerprint of its file list (no file is read), the sizes, the selection and the filter
+knobs, so any change to the files or the settings misses the cache and rebuilds.
 """
 from __future__ import annotations
 
@@ -15,11 +16,11 @@ from pathlib import Path
 
 import torch
 
-from bench.data.sources import SourceSplits
+from bench.data.items import SourceSplits
 from bench.rundir import atomic_write
 
 # Bump when the decoding, resizing or the payload layout changes, so old files are not reused.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 def cache_dir(configured: str | None) -> Path:
@@ -29,7 +30,7 @@ def cache_dir(configured: str | None) -> Path:
 
 
 def file_list_hash(source: SourceSplits) -> str:
-    """sha256 over each item's split, id, crop box and its file's byte size and mtime_ns.
+    """sha256 over each item, in order: its split, id, crop boxes and its file's byte size and mtime_ns.
 
     An item's id is its path relative to the folder root (or the sample photo and tile),
     so the hash is independent of where the folder is mounted but sees any file change.
@@ -38,7 +39,8 @@ def file_list_hash(source: SourceSplits) -> str:
     for split, items in (("train", source.train), ("test", source.test)):
         for item in items:
             stat = item.path.stat()
-            digest.update(json.dumps([split, item.id, item.box, stat.st_size, stat.st_mtime_ns]).encode())
+            digest.update(json.dumps([split, item.id, item.box, item.pair_box, stat.st_size,
+                                      stat.st_mtime_ns]).encode())
     return digest.hexdigest()
 
 
@@ -46,6 +48,11 @@ def cache_file(directory: Path, **identity: object) -> Path:
     """The cache file for a dataset identified by the JSON-able keyword values (plus ``FORMAT_VERSION``)."""
     canonical = json.dumps({"format_version": FORMAT_VERSION, **identity}, sort_keys=True)
     return directory / "images" / f"{hashlib.sha256(canonical.encode()).hexdigest()}.pt"
+
+
+def manifest_file(path: Path) -> Path:
+    """The readable manifest beside the cache file ``path``: ``<cache_dir>/manifests/<key>.json``."""
+    return path.parent.parent / "manifests" / f"{path.stem}.json"
 
 
 def load_cached(path: Path) -> dict | None:

@@ -4,8 +4,10 @@ A colourisation dataset must exclude greyscale photographs, which come in two ki
 single-channel files, and RGB files whose three channels are (nearly) equal.  The second
 kind is detected by the mean chroma, max(R, G, B) - min(R, G, B) averaged over pixels on
 0..255: an exact greyscale image has 0, and one stored as JPEG gains about 1 to 2 from
-chroma noise.  Orientation follows the EXIF tag, so arrays and crop boxes are in the
-coordinates a viewer shows.
+chroma noise.  The default threshold, chroma <= 2.0, separates the greyscale photographs
+of ../shared/data (chroma 0 to 1.63) from its colour ones (2.15 and up); see the README.
+Orientation follows the EXIF tag, so arrays and crop boxes are in the coordinates a viewer
+shows.
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ class SkipImage(Exception):
 
     @property
     def kind(self) -> str:
-        """The reason without its detail: ``greyscale``, ``unreadable`` or ``too small``."""
+        """The reason without its detail: ``greyscale``, ``unreadable``, ``too small`` or ``duplicate``."""
         return self.reason.split(":", 1)[0]
 
 
@@ -48,10 +50,20 @@ def read_colour_image(path: str | Path, min_side: int, greyscale_chroma: float) 
         rgb = np.array(image.convert("RGB"))  # a writable copy; np.asarray would give a read-only view
     except ValueError as err:  # a mode Pillow cannot convert to RGB
         raise SkipImage(f"unreadable: {err}") from None
-    chroma = float((rgb.max(axis=2) - rgb.min(axis=2)).mean())
+    check_colour(rgb, greyscale_chroma)
+    return rgb
+
+
+def mean_chroma(rgb: np.ndarray) -> float:
+    """max(R, G, B) - min(R, G, B) averaged over the pixels of an (H, W, 3) uint8 array, on 0..255."""
+    return float((rgb.max(axis=2) - rgb.min(axis=2)).mean())
+
+
+def check_colour(rgb: np.ndarray, greyscale_chroma: float) -> None:
+    """Raise ``SkipImage`` when the (H, W, 3) uint8 ``rgb`` has a mean chroma of at most ``greyscale_chroma``."""
+    chroma = mean_chroma(rgb)
     if chroma <= greyscale_chroma:
         raise SkipImage(f"greyscale: near-equal channels (chroma {chroma:.2f} <= {greyscale_chroma})")
-    return rgb
 
 
 def check_size(width: int, height: int, min_side: int) -> None:

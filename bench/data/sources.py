@@ -1,23 +1,26 @@
 """Image sources: which files (and which crops of them) make up the train and test splits.
 
 ``samples`` tiles the colour photographs bundled with scikit-image and matplotlib, so a
-demo runs with nothing downloaded; ``folder`` takes every image under a directory.
+demo runs with nothing downloaded; ``folder`` takes every image under a directory; the
+benchmark datasets (COCO 2017, Country211, facades) live in ``bench.data.datasets``.
 Listing reads no pixels: the samples' tile grid needs only each photo's header.
 """
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.cbook
 import skimage.data
 
 from bench.config import DataConfig
+from bench.data.datasets import coco2017_source, country211_source, dataset_root, facades_source
 from bench.data.decode import oriented_size
 from bench.data.errors import DatasetError
+from bench.data.items import IMAGE_EXTENSIONS, SourceImage, SourceSplits, image_files, seeded_order
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+__all__ = ["IMAGE_EXTENSIONS", "SourceImage", "SourceSplits", "folder_source", "open_source", "read_path_list",
+           "samples_source"]
 
 # Natural colour photographs shipped with scikit-image, by group.  The two motorcycle
 # files are a stereo pair of one scene, so they form one group and share a split.
@@ -36,36 +39,25 @@ SAMPLE_TEST_GROUPS = ("chelsea", "coffee")  # a cat and a cup; the portraits, ro
 _TILE_SCALES = (("full", 1, 1), ("half", 1 / 2, 3), ("third", 1 / 3, 4))
 
 
-@dataclass(frozen=True)
-class SourceImage:
-    """One dataset item: a file, or the crop ``box`` = (left, top, right, bottom) of it.
-
-    Box coordinates are pixels of the EXIF-oriented image; ``None`` means the whole image.
-    Items of one ``group`` show the same scene and always land in the same split.
-    """
-
-    id: str
-    group: str
-    path: Path
-    box: tuple[int, int, int, int] | None = None
-
-
-@dataclass(frozen=True)
-class SourceSplits:
-    """The items of a source, split into train and test; ``root`` names where they came from."""
-
-    name: str
-    root: str
-    train: list[SourceImage]
-    test: list[SourceImage]
+_BENCHMARK_SOURCES = {"coco2017": coco2017_source, "country211": country211_source, "facades": facades_source}
 
 
 def open_source(cfg: DataConfig) -> SourceSplits:
-    """The source ``cfg.dataset`` names, split as the config says."""
+    """The candidates of the source ``cfg.dataset`` names, split as the config says.
+
+    Where ``n_train`` / ``n_test`` is set, that split's candidates come in a seeded random
+    order (``seeded_order``) and the builder keeps the first usable ones.
+    """
     if cfg.dataset == "samples":
-        return samples_source()
-    lists = None if cfg.train_list is None else (Path(cfg.train_list), Path(cfg.test_list))
-    return folder_source(Path(cfg.root), cfg.split_seed, cfg.test_fraction, lists)
+        source = samples_source()
+    elif cfg.dataset == "folder":
+        lists = None if cfg.train_list is None else (Path(cfg.train_list), Path(cfg.test_list))
+        source = folder_source(Path(cfg.root), cfg.split_seed, cfg.test_fraction, lists,
+                               test_from_all=cfg.n_test is not None and lists is None)
+    else:
+        source = _BENCHMARK_SOURCES[cfg.dataset](dataset_root(cfg))
+    return SourceSplits(source.name, source.root, seeded_order(source.train, cfg.n_train, cfg.split_seed),
+                        seeded_order(source.test, cfg.n_test, cfg.split_seed))
 
 
 def samples_source() -> SourceSplits:
@@ -103,30 +95,32 @@ def _grid(extent: int, side: int, n: int) -> list[int]:
 
 
 def folder_source(root: Path, split_seed: int, test_fraction: float,
-                  lists: tuple[Path, Path] | None = None) -> SourceSplits:
+                  lists: tuple[Path, Path] | None = None, test_from_all: bool = False) -> SourceSplits:
     """Every image file under ``root``, each its own group, split by seed or by (train, test) list files.
 
     Without lists, the sorted relative paths are permuted by ``random.Random(split_seed)``
     and the first ``round(test_fraction * n)`` (at least 1, at most n - 1) are the test split.
+    ``test_from_all`` (for a fixed test size) makes every file a candidate of both splits
+    instead: the builder fills the test split first and never trains on a file it examined.
     """
     if not root.is_dir():
         raise DatasetError(f"data.root {root}: not a directory")
     if lists is not None:
         train_paths, test_paths = _read_lists(root, *lists)
+    elif test_from_all:
+        train_paths = test_paths = _at_least_two(image_files(root), root)
     else:
-        train_paths, test_paths = _seeded_split(_image_files(root), split_seed, test_fraction, root)
+        train_paths, test_paths = _seeded_split(_at_least_two(image_files(root), root), split_seed, test_fraction)
     return SourceSplits("folder", str(root.resolve()), _folder_items(root, train_paths), _folder_items(root, test_paths))
 
 
-def _image_files(root: Path) -> list[str]:
-    """Relative POSIX paths of the image files under ``root``, sorted."""
-    return sorted(path.relative_to(root).as_posix() for path in root.rglob("*")
-                  if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file())
-
-
-def _seeded_split(paths: list[str], split_seed: int, test_fraction: float, root: Path) -> tuple[list[str], list[str]]:
+def _at_least_two(paths: list[str], root: Path) -> list[str]:
     if len(paths) < 2:
         raise DatasetError(f"data.root {root}: found {len(paths)} image file(s); a train/test split needs at least 2")
+    return paths
+
+
+def _seeded_split(paths: list[str], split_seed: int, test_fraction: float) -> tuple[list[str], list[str]]:
     order = list(range(len(paths)))
     random.Random(split_seed).shuffle(order)
     n_test = min(len(paths) - 1, max(1, round(test_fraction * len(paths))))

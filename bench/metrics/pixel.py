@@ -8,7 +8,8 @@ from __future__ import annotations
 import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
-from ..colour import check_rgb8, rgb_to_lab
+from ..colour import rgb_to_lab
+from .inputs import check_pair
 
 DATA_RANGE = 255
 SSIM_SIGMA = 1.5
@@ -69,8 +70,5 @@ def mse_ab(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def _as_float64(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    check_rgb8("pred", pred)
-    check_rgb8("target", target)
-    if pred.shape != target.shape:
-        raise ValueError(f"pred and target: shapes differ: {tuple(pred.shape)} vs {tuple(target.shape)}")
+    check_pair(pred, target)
     return pred.double(), target.double()

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from torch import nn
 
-from bench.config import DiscriminatorConfig, GeneratorConfig
+from bench.config import DiscriminatorConfig, GeneratorConfig, RunConfig
 from bench.models.init import init_weights
 from bench.models.patchgan import PatchGAN
 from bench.models.resnet_unet import ResNet18UNet
 from bench.models.unet import UNet
 
-__all__ = ["PatchGAN", "ResNet18UNet", "UNet", "build_discriminator", "build_generator", "count_parameters",
-           "init_weights"]
+__all__ = ["PatchGAN", "ResNet18UNet", "UNet", "build_discriminator", "build_generator", "build_networks",
+           "count_parameters", "init_weights"]
 
 
 def build_generator(cfg: GeneratorConfig, in_channels: int, out_channels: int) -> nn.Module:
@@ -39,6 +39,13 @@ def build_discriminator(cfg: DiscriminatorConfig, in_channels: int) -> nn.Module
     discriminator = PatchGAN(in_channels, cfg.n_layers, cfg.ndf, cfg.norm)
     init_weights(discriminator)
     return discriminator
+
+
+def build_networks(config: RunConfig) -> tuple[nn.Module, nn.Module | None]:
+    """Generator and discriminator of a run; D sees input and output when conditional, else the output."""
+    generator = build_generator(config.generator, config.in_channels, config.out_channels)
+    d_in = config.in_channels + config.out_channels if config.discriminator.conditional else config.out_channels
+    return generator, build_discriminator(config.discriminator, d_in)
 
 
 def count_parameters(module: nn.Module) -> int:

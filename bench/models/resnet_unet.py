@@ -13,6 +13,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from bench.assets import asset_path
 from bench.config import ConfigError
 from bench.models.norm import conv_bias, norm_layer
 
@@ -24,8 +25,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 def default_weights_path() -> Path:
     """Where torchvision's ResNet18_Weights.IMAGENET1K_V1 download lands: <torch hub dir>/checkpoints/resnet18-f37072fd.pth."""
-    url = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url
-    return Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
+    return asset_path("resnet18")
 
 
 def load_imagenet_resnet18(weights_path: str | Path | None = None) -> torchvision.models.ResNet:

@@ -1,0 +1,1 @@
+"""Speed measurement of the training step (``colorbench perf``) and the plain reference-style baseline."""

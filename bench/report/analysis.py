@@ -1,0 +1,261 @@
+"""The statistics of one group of runs: nuisance settings chosen, per-variant summaries, differences from the baseline.
+
+Only finished runs (state done) enter.  A variant is one setting of every scientific axis;
+fixed axes split the runs into groups that are never compared with each other.  Nuisance
+axes are tuned within each variant: the setting with the best mean (over seeds) of the
+selection metric on the validation split is kept, or on the test split when the runs record
+no validation split, which the report then says.  The reported numbers are those of the
+test split.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from bench.metrics import METRICS
+from bench.report.design import Design, DesignAxis, cell_label
+from bench.report.stats import BOOTSTRAP_SEED, N_RESAMPLES, paired_bootstrap, seed_summary, welch_interval, wilcoxon_p
+
+REPORT_SPLIT = "test"
+VALIDATION_SPLITS = ("val", "validation")
+DEFAULT_SELECTION_METRICS = ("psnr_rgb8", "ssim_rgb8")
+# Which way is better, for choosing nuisance settings and naming the best variant (DDColor marks CF as higher-better).
+HIGHER_IS_BETTER = {"psnr_rgb8": True, "ssim_rgb8": True, "mse_ab_rgb8": False, "cf": True, "delta_cf": False,
+                    "hist_isect_lab": True, "lpips_alex": False, "fid_inception_pt": False, "kid_inception_pt": False}
+SECTION_COLUMNS = ["dataset", "split", "fixed"]  # one table section per evaluation set and fixed-axes setting
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything a report shows about one group of runs.
+
+    ``summary``: one row per section x variant x metric (n seeds, mean, std, t-interval);
+    ``comparisons``: one row per section x non-baseline variant x metric (difference from the
+    baseline, its interval, excludes_zero, Wilcoxon p, method); ``choices``: the nuisance setting
+    kept for each section x variant; ``runs``: one row per run (state, step, variant); ``reported``: the
+    rows of the collection behind ``summary`` (one per run x metric, with variant labels).
+    """
+
+    design: Design
+    summary: pd.DataFrame
+    comparisons: pd.DataFrame
+    choices: pd.DataFrame
+    runs: pd.DataFrame
+    reported: pd.DataFrame
+    selection_metric: str | None
+    selection_split: str | None
+    unavailable: dict[str, str]  # metric -> why it has no value (as the runs recorded it)
+    n_resamples: int
+    bootstrap_seed: int
+
+
+def analyse(frame: pd.DataFrame, design: Design, select_by: str | None = None, n_resamples: int = N_RESAMPLES,
+            seed: int = BOOTSTRAP_SEED) -> Analysis:
+    """The statistics of the rows of one group of a :class:`~bench.report.collect.Collection` (see the module)."""
+    frame = _with_labels(frame, design)
+    runs = _runs(frame)
+    done = frame[(frame["state"] == "done") & frame["metric"].notna()]
+    unavailable = _unavailable(done)
+    measured = done[done["value"].notna()]
+    select_by = select_by or next((m for m in DEFAULT_SELECTION_METRICS if m in set(measured["metric"])),
+                                  min(measured["metric"], default=None))
+    selection_split, choices = None, _empty(["dataset", "fixed", "variant", "setting", "value"])
+    if design.role("nuisance") and select_by is not None:
+        selection_split = _selection_split(measured, select_by)
+        measured, choices = _choose_nuisance(measured, select_by, selection_split)
+    reported = measured[measured["split"] == REPORT_SPLIT]
+    summary = _summarise(reported)
+    comparisons = _compare(reported, n_resamples, seed)
+    reported = _sorted(reported.sort_values("seed", kind="stable"))
+    return Analysis(design, summary, comparisons, choices, runs, reported.reset_index(drop=True), select_by,
+                    selection_split, unavailable, n_resamples, seed)
+
+
+def better(metric: str) -> bool | None:
+    """True when higher values of ``metric`` are better, False when lower are, None when unknown."""
+    return HIGHER_IS_BETTER.get(metric)
+
+
+# ---------------------------------------------------------------------------------------
+
+def _with_labels(frame: pd.DataFrame, design: Design) -> pd.DataFrame:
+    """``frame`` with each run's setting per axis as text, its ``variant``, ``fixed`` and ``nuisance`` labels and
+    grid positions, and ``is_baseline`` (the baseline's scientific settings)."""
+    frame = frame.copy()
+    for axis in design.axes:
+        values = frame[axis.column] if axis.column in frame.columns else pd.Series(None, index=frame.index)
+        frame[_label_column(axis)] = [None if v is None or (isinstance(v, float) and math.isnan(v)) else cell_label(v)
+                                      for v in values]
+    frame["variant"] = _join(frame, design.role("scientific"), "all runs")
+    frame["fixed"] = _join(frame, design.role("fixed"), "")
+    frame["nuisance"] = _join(frame, design.role("nuisance"), "")
+    frame["variant_position"] = _positions(frame, design.role("scientific"))
+    frame["nuisance_position"] = _positions(frame, design.role("nuisance"))
+    frame[["dataset", "split"]] = frame[["dataset", "split"]].fillna("unknown")
+    frame["is_baseline"] = _is_baseline(frame, design)
+    return frame
+
+
+def _label_column(axis: DesignAxis) -> str:
+    return f"setting:{axis.name}"
+
+
+def _join(frame: pd.DataFrame, axes: tuple[DesignAxis, ...], empty: str) -> pd.Series:
+    if not axes:
+        return pd.Series(empty, index=frame.index, dtype=object)
+    parts = [axis.name + "=" + frame[_label_column(axis)].fillna("?") for axis in axes]
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = joined + ", " + part
+    return joined.astype(object)
+
+
+def _positions(frame: pd.DataFrame, axes: tuple[DesignAxis, ...]) -> pd.Series:
+    """Each row's grid position on ``axes`` (unknown settings last), the order of tables and plots."""
+    def position(row: pd.Series) -> tuple:
+        return tuple(axis.labels.index(row[_label_column(axis)]) if row[_label_column(axis)] in axis.labels
+                     else len(axis.labels) for axis in axes)
+    return frame.apply(position, axis=1) if len(frame) else pd.Series(dtype=object)
+
+
+def _is_baseline(frame: pd.DataFrame, design: Design) -> pd.Series:
+    """Rows of the baseline's scientific settings (with any nuisance setting: the best one is chosen later)."""
+    if design.baseline is None:
+        return pd.Series(False, index=frame.index)
+    matches = pd.Series(True, index=frame.index)
+    for axis in design.role("scientific"):
+        matches &= frame[_label_column(axis)] == design.baseline[axis.name]
+    return matches
+
+
+def _runs(frame: pd.DataFrame) -> pd.DataFrame:
+    columns = ["run_id", "seed", "state", "last_step", "total_steps", "variant", "fixed", "nuisance", "is_baseline",
+               "run_dir"]
+    runs = frame.drop_duplicates("run_id")
+    runs = runs.sort_values(["fixed", "variant_position", "nuisance_position", "seed", "run_id"], kind="stable")
+    return runs[columns].reset_index(drop=True)
+
+
+def _unavailable(done: pd.DataFrame) -> dict[str, str]:
+    reasons = {}
+    for metric, rows in done[done["value"].isna()].groupby("metric", sort=True):
+        given = sorted(set(rows["unavailable"].dropna()))
+        reasons[metric] = given[0] if given else "no value recorded"
+    return reasons
+
+
+def _selection_split(measured: pd.DataFrame, metric: str) -> str:
+    splits = set(measured.loc[measured["metric"] == metric, "split"].dropna())
+    return next((s for s in VALIDATION_SPLITS if s in splits), REPORT_SPLIT)
+
+
+def _choose_nuisance(measured: pd.DataFrame, metric: str, split: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Keep, per dataset x fixed x variant, the runs of the nuisance setting with the best mean ``metric`` on
+    ``split``; return them and the choices."""
+    sign = -1.0 if better(metric) is False else 1.0
+    scored = measured[(measured["metric"] == metric) & (measured["split"] == split)]
+    kept, choices = [], []
+    for (dataset, fixed, variant), rows in measured.groupby(["dataset", "fixed", "variant"], sort=True):
+        candidates = scored[(scored["dataset"] == dataset) & (scored["fixed"] == fixed)
+                            & (scored["variant"] == variant)]
+        means = candidates.groupby("nuisance")["value"].mean()
+        if means.empty:
+            continue
+        # Ties go to the earliest setting in grid order, so the choice never depends on row order.
+        order = dict(zip(candidates["nuisance"], candidates["nuisance_position"]))
+        best = min(means.index, key=lambda n: (-sign * means[n], order[n]))
+        kept.append(rows[rows["nuisance"] == best])
+        choices.append({"dataset": dataset, "fixed": fixed, "variant": variant, "setting": best,
+                        "value": float(means[best])})
+    if not kept:
+        return measured.iloc[0:0], _empty(["dataset", "fixed", "variant", "setting", "value"])
+    return pd.concat(kept), pd.DataFrame(choices)
+
+
+def _summarise(reported: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for (dataset, split, fixed, variant, metric), group in reported.groupby(
+            ["dataset", "split", "fixed", "variant", "metric"], sort=True):
+        per_seed = group.sort_values("seed")
+        summary = seed_summary(per_seed["value"].to_numpy())
+        first = group.iloc[0]
+        rows.append({"dataset": dataset, "split": split, "fixed": fixed, "variant": variant,
+                     "variant_position": first["variant_position"], "is_baseline": bool(first["is_baseline"]),
+                     "nuisance": first["nuisance"], "resolution": first["resolution"],
+                     "n_images": None if pd.isna(first["n_images"]) else int(first["n_images"]),
+                     "metric": metric, "higher_is_better": better(metric), "n_seeds": summary.n,
+                     "seeds": " ".join(str(int(s)) for s in per_seed["seed"]), "mean": summary.mean,
+                     "std": summary.std, "ci_low": summary.ci_low, "ci_high": summary.ci_high})
+    columns = ["dataset", "split", "fixed", "variant", "variant_position", "is_baseline", "nuisance", "resolution",
+               "n_images", "metric", "higher_is_better", "n_seeds", "seeds", "mean", "std", "ci_low", "ci_high"]
+    return _sorted(pd.DataFrame(rows, columns=columns))
+
+
+def _compare(reported: pd.DataFrame, n_resamples: int, seed: int) -> pd.DataFrame:
+    columns = ["dataset", "split", "fixed", "variant", "variant_position", "metric", "difference", "ci_low", "ci_high",
+               "excludes_zero", "wilcoxon_p", "method", "n_images_paired"]
+    rows = []
+    for (dataset, split, fixed, metric), group in reported.groupby(["dataset", "split", "fixed", "metric"], sort=True):
+        baseline = group[group["is_baseline"]]
+        if baseline.empty:
+            continue
+        for variant, arm in group[~group["is_baseline"]].groupby("variant", sort=True):
+            rows.append({"dataset": dataset, "split": split, "fixed": fixed, "variant": variant,
+                         "variant_position": arm["variant_position"].iloc[0], "metric": metric,
+                         **_difference(arm, baseline, n_resamples, seed)})
+    return _sorted(pd.DataFrame(rows, columns=columns))
+
+
+def _difference(arm: pd.DataFrame, baseline: pd.DataFrame, n_resamples: int, seed: int) -> dict:
+    """Paired bootstrap + Wilcoxon over the images both arms scored, else Welch over seeds."""
+    paired = _paired_values(arm, baseline)
+    if paired is not None:
+        variant_values, baseline_values = paired
+        difference = paired_bootstrap(variant_values, baseline_values, n_resamples, seed)
+        n_images = variant_values.shape[1]
+        return {"difference": difference.value, "ci_low": difference.ci_low, "ci_high": difference.ci_high,
+                "excludes_zero": difference.excludes_zero, "wilcoxon_p": wilcoxon_p(variant_values, baseline_values),
+                "method": f"paired bootstrap over {n_images} images x seeds ({len(arm)} vs {len(baseline)})",
+                "n_images_paired": n_images}
+    difference = welch_interval(arm["value"].to_numpy(), baseline["value"].to_numpy())
+    return {"difference": difference.value, "ci_low": difference.ci_low, "ci_high": difference.ci_high,
+            "excludes_zero": difference.excludes_zero, "wilcoxon_p": math.nan,
+            "method": f"Welch t over seeds ({len(arm)} vs {len(baseline)})", "n_images_paired": 0}
+
+
+def _paired_values(arm: pd.DataFrame, baseline: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:
+    """(seeds, images) arrays of both arms over the image ids that every run of both scored; None without
+    per-image values."""
+    runs = pd.concat([arm, baseline])
+    if any(not isinstance(ids, list) or not isinstance(values, list) or len(ids) != len(values)
+           for ids, values in zip(runs["image_ids"], runs["per_image"])):
+        return None
+    common = set(runs["image_ids"].iloc[0]).intersection(*runs["image_ids"])
+    if not common:
+        return None
+    order = [i for i in baseline["image_ids"].iloc[0] if i in common]
+
+    def matrix(rows: pd.DataFrame) -> np.ndarray:
+        return np.array([[dict(zip(ids, values))[i] for i in order]
+                         for ids, values in zip(rows["image_ids"], rows["per_image"])], dtype=np.float64)
+    return matrix(arm.sort_values("seed")), matrix(baseline.sort_values("seed"))
+
+
+def metric_rank(metric: str) -> tuple[int, str]:
+    """Sort key of metric names: the registry's order, then unknown names alphabetically."""
+    names = list(METRICS)
+    return (names.index(metric), "") if metric in names else (len(names), metric)
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows by section, grid order of the variant, metric in the registry's order."""
+    frame = frame.assign(_metric_rank=frame["metric"].map(metric_rank))
+    return frame.sort_values(["dataset", "split", "fixed", "variant_position", "variant", "_metric_rank"],
+                             kind="stable").drop(columns="_metric_rank").reset_index(drop=True)
+
+
+def _empty(columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({column: pd.Series(dtype=object) for column in columns})

@@ -1,0 +1,129 @@
+"""Uncertainty of a benchmark number: over seeds, and of a variant's difference from the baseline.
+
+Pure functions of arrays.  Over seeds: mean, sample standard deviation and the 95% Student-t
+interval of the mean.  Against the baseline, with per-image values of the same test images:
+
+* :func:`paired_bootstrap` resamples the test images with replacement (the same draw for both
+  arms: the pairing) and, independently per arm, the seeds; the interval is the percentile
+  interval of the difference of means.  With one seed per arm it is the plain paired bootstrap
+  over images; with several, the seeds' spread widens it as it should.
+* :func:`wilcoxon_p`: the Wilcoxon signed-rank test of the per-image differences of the
+  seed-averaged values.
+* :func:`welch_interval`: for set metrics (no per-image values), the Welch t-interval of the
+  difference of the seed means.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+LEVEL = 0.95
+N_RESAMPLES = 10_000
+BOOTSTRAP_SEED = 0
+_CHUNK = 1_000  # resamples drawn at once (memory: chunk x images)
+
+
+@dataclass(frozen=True)
+class SeedSummary:
+    """Mean, sample std and ``LEVEL`` t-interval of one number over ``n`` seeds (std and interval NaN when n < 2)."""
+
+    n: int
+    mean: float
+    std: float
+    ci_low: float
+    ci_high: float
+
+
+@dataclass(frozen=True)
+class Difference:
+    """Variant minus baseline, its ``LEVEL`` interval and whether the interval excludes zero."""
+
+    value: float
+    ci_low: float
+    ci_high: float
+
+    @property
+    def excludes_zero(self) -> bool:
+        return bool(self.ci_low > 0 or self.ci_high < 0)
+
+
+def seed_summary(values: np.ndarray | list[float], level: float = LEVEL) -> SeedSummary:
+    """Summary of one value per seed: mean, std (ddof 1) and the Student-t interval of the mean."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 1 or len(values) == 0:
+        raise ValueError(f"seed_summary: expected a non-empty 1-d array of per-seed values, got shape {values.shape}")
+    n, mean = len(values), float(values.mean())
+    if n < 2:
+        return SeedSummary(n, mean, float("nan"), float("nan"), float("nan"))
+    std = float(values.std(ddof=1))
+    half = float(scipy_stats.t.ppf(0.5 + level / 2, n - 1)) * std / np.sqrt(n)
+    return SeedSummary(n, mean, std, float(mean - half), float(mean + half))
+
+
+def paired_bootstrap(variant: np.ndarray, baseline: np.ndarray, n_resamples: int = N_RESAMPLES,
+                     seed: int = BOOTSTRAP_SEED, level: float = LEVEL) -> Difference:
+    """Difference of mean per-image values, variant minus baseline, with its paired bootstrap interval.
+
+    ``variant`` is (seeds of the variant, images) and ``baseline`` (seeds of the baseline, images),
+    with the columns the same test images in the same order.
+    """
+    variant, baseline = _per_seed_images("variant", variant), _per_seed_images("baseline", baseline)
+    if variant.shape[1] != baseline.shape[1]:
+        raise ValueError(f"paired_bootstrap: variant has {variant.shape[1]} images, baseline {baseline.shape[1]}; "
+                         "a paired comparison needs the same images")
+    if n_resamples < 1:
+        raise ValueError(f"paired_bootstrap: n_resamples must be >= 1, got {n_resamples}")
+    rng = np.random.default_rng(seed)
+    n_images = variant.shape[1]
+    differences = []
+    for start in range(0, n_resamples, _CHUNK):
+        size = min(_CHUNK, n_resamples - start)
+        image_counts = _draw_counts(rng, size, n_images)  # one draw of images for both arms: the pairing
+        means = []
+        for arm in (variant, baseline):
+            seed_weights = _draw_counts(rng, size, len(arm)) / len(arm)
+            # mean over the drawn seeds and images = seed weights . (arm @ image counts) / images
+            means.append(np.einsum("rs,sr->r", seed_weights, arm @ image_counts.T) / n_images)
+        differences.append(means[0] - means[1])
+    low, high = np.quantile(np.concatenate(differences), [0.5 - level / 2, 0.5 + level / 2])
+    return Difference(float(variant.mean() - baseline.mean()), float(low), float(high))
+
+
+def wilcoxon_p(variant: np.ndarray, baseline: np.ndarray) -> float:
+    """Two-sided Wilcoxon signed-rank p-value of the per-image differences of seed means; NaN when all are zero."""
+    variant, baseline = _per_seed_images("variant", variant), _per_seed_images("baseline", baseline)
+    differences = variant.mean(axis=0) - baseline.mean(axis=0)
+    if not np.any(differences):
+        return float("nan")
+    return float(scipy_stats.wilcoxon(differences).pvalue)
+
+
+def welch_interval(variant: np.ndarray | list[float], baseline: np.ndarray | list[float],
+                   level: float = LEVEL) -> Difference:
+    """Difference of seed means with the Welch t-interval (NaN interval unless both arms have 2+ seeds)."""
+    variant, baseline = np.asarray(variant, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
+    value = float(variant.mean() - baseline.mean())
+    if len(variant) < 2 or len(baseline) < 2:
+        return Difference(value, float("nan"), float("nan"))
+    var_v, var_b = variant.var(ddof=1) / len(variant), baseline.var(ddof=1) / len(baseline)
+    se = np.sqrt(var_v + var_b)
+    if se == 0:
+        return Difference(value, value, value)
+    df = (var_v + var_b) ** 2 / (var_v ** 2 / (len(variant) - 1) + var_b ** 2 / (len(baseline) - 1))
+    half = float(scipy_stats.t.ppf(0.5 + level / 2, df)) * se
+    return Difference(value, float(value - half), float(value + half))
+
+
+def _draw_counts(rng: np.random.Generator, size: int, n: int) -> np.ndarray:
+    """(size, n) counts of each of n items in ``size`` draws of n items with replacement."""
+    draws = rng.integers(0, n, size=(size, n)) + n * np.arange(size)[:, None]
+    return np.bincount(draws.ravel(), minlength=size * n).reshape(size, n).astype(np.float64)
+
+
+def _per_seed_images(name: str, values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 2 or 0 in values.shape:
+        raise ValueError(f"{name}: expected (seeds, images) per-image values, got shape {values.shape}")
+    return values

@@ -1,0 +1,73 @@
+"""``colorbench sweep`` and ``colorbench status``: what they print and the exit codes they return."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.config import ConfigError
+from bench.sweep.ablation import Ablation, load_ablation
+from bench.sweep.results import AblationResults
+from bench.sweep.status import collect_status, format_table
+from bench.sweep.submit import describe_plan, plan_sweep, resolve_executor, submit, wait_for
+
+EXIT_OK = 0
+EXIT_RUNS_FAILED = 1
+
+
+def sweep_command(file: str | Path, executor: str = "auto", dry_run: bool = False, max_parallel: int | None = None,
+                  results: str | Path = "results", overrides: list[str] | tuple[str, ...] = (),
+                  rerun_failed: bool = False, max_num_timeout: int | None = None, wait: bool = False) -> int:
+    """Expand, check and submit an ablation; 1 when a run of it has failed (after waiting, for local/debug)."""
+    ablation = load_ablation(file, overrides)
+    folder = AblationResults(Path(results) / ablation.name)
+    executor = resolve_executor(executor)
+    plan = plan_sweep(ablation, folder, rerun_failed)
+    if dry_run:
+        print(describe_plan(ablation, folder, plan, executor, max_parallel, max_num_timeout))
+        return EXIT_OK
+    submitted = submit(ablation, folder, plan, executor, max_parallel, max_num_timeout)
+    if not submitted:
+        print(f"ablation {ablation.name}: nothing to submit")
+        statuses = plan.statuses
+    elif executor == "slurm" and not wait:
+        print(f"ablation {ablation.name}: submitted {len(submitted)} runs to SLURM as one job array; "
+              f"follow them with: colorbench status {folder.root}")
+        statuses = collect_status(folder, ablation.runs)
+    elif executor == "slurm":
+        statuses = wait_for(folder, ablation, {s.run.run_id for s in submitted})
+    else:
+        statuses = collect_status(folder, ablation.runs)
+    print(format_table(statuses))
+    return EXIT_RUNS_FAILED if any(s.failed for s in statuses) else EXIT_OK
+
+
+def status_command(target: str | Path | None = None, results: str | Path = "results",
+                   overrides: list[str] | tuple[str, ...] = ()) -> int:
+    """Print the status table of an ablation file's runs, of a results folder, or of every ablation in ``results``."""
+    sections = _ablations(target, Path(results), list(overrides))
+    any_failed = False
+    for ablation, folder in sections:
+        folder.check_conflicts(ablation.runs)
+        statuses = collect_status(folder, ablation.runs)
+        print(f"ablation {ablation.name}: {folder.root}")
+        print(format_table(statuses))
+        any_failed |= any(s.failed for s in statuses)
+    return EXIT_RUNS_FAILED if any_failed else EXIT_OK
+
+
+def _ablations(target: str | Path | None, results: Path,
+               overrides: list[str]) -> list[tuple[Ablation, AblationResults]]:
+    if target is None:
+        folders = sorted(p for p in results.glob("*/ablation.yaml")) if results.is_dir() else []
+        if not folders:
+            raise ConfigError(f"{results}: no ablation results here; name an ablation file or a results folder")
+        target_folders = [AblationResults(p.parent) for p in folders]
+    elif Path(target).is_dir():
+        target_folders = [AblationResults(target)]
+    elif Path(target).is_file():
+        ablation = load_ablation(target, overrides)
+        return [(ablation, AblationResults(results / ablation.name))]
+    else:
+        raise ConfigError(f"{target}: no such ablation file or results folder")
+    if overrides:
+        raise ConfigError("--set applies to an ablation file; a results folder keeps the overrides it was swept with")
+    return [(folder.read_snapshot(), folder) for folder in target_folders]

@@ -1,0 +1,210 @@
+"""Submitting an ablation: skip the runs that are done or under way, submit the rest through submitit.
+
+* ``slurm``: one job array (submitit's AutoExecutor) with the ablation's ``slurm`` block;
+  returns once the array is queued (``wait=True`` stays until every run has ended).
+* ``local``: submitit's LocalExecutor on this machine, at most ``max_parallel`` runs at a
+  time; waits for all of them.
+* ``debug``: submitit's DebugExecutor, one run after another inside this process.
+
+Every run is its own job, so one failing, diverging or losing its node leaves the others
+running.  Failed and diverged runs are submitted again only with ``rerun_failed``; they
+continue from their last checkpoint.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import submitit
+import torch
+from tqdm import tqdm
+
+from bench.config import config_to_dict
+from bench.sweep.ablation import Ablation
+from bench.sweep.job import TrainJob
+from bench.sweep.results import AblationResults
+from bench.sweep.status import RunStatus, collect_status, format_table, process_start_time
+
+EXECUTORS = ("auto", "slurm", "local", "debug")
+LOCAL_POLL_S = 1.0
+SLURM_POLL_S = 10.0
+
+
+class SubmissionError(RuntimeError):
+    """The scheduler could not be reached or refused the submission."""
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """Each run's current status and what the sweep does with it."""
+
+    statuses: list[RunStatus]
+    actions: dict[str, str]  # run id -> "submit" or why it is skipped
+
+    @property
+    def to_submit(self) -> list[RunStatus]:
+        return [s for s in self.statuses if self.actions[s.run.run_id] == "submit"]
+
+
+def resolve_executor(name: str) -> str:
+    """``auto`` is slurm where submitit finds ``srun``, else local."""
+    if name not in EXECUTORS:
+        raise ValueError(f"executor: got {name!r}; allowed: {', '.join(EXECUTORS)}")
+    if name == "auto":
+        return "slurm" if submitit.AutoExecutor.which() == "slurm" else "local"
+    return name
+
+
+def plan_sweep(ablation: Ablation, results: AblationResults, rerun_failed: bool = False) -> SweepPlan:
+    """Refuse conflicting run directories, then decide for every run: submit, or skip and why."""
+    results.check_conflicts(ablation.runs)
+    statuses = collect_status(results, ablation.runs)
+    return SweepPlan(statuses, {s.run.run_id: _action(s, rerun_failed) for s in statuses})
+
+
+def _action(status: RunStatus, rerun_failed: bool) -> str:
+    if status.state == "missing" or (status.failed and rerun_failed):
+        return "submit"
+    if status.failed:
+        return "skip: --rerun-failed runs it again"
+    return f"skip: {status.state}"
+
+
+def slurm_parameters(ablation: Ablation, max_parallel: int | None = None) -> dict[str, Any]:
+    """The parameters of the job array, as submitit's AutoExecutor takes them."""
+    s = ablation.slurm
+    parameters = {
+        "name": f"colorbench-{ablation.name}", "timeout_min": s.time_min, "slurm_partition": s.partition,
+        "cpus_per_task": s.cpus, "gpus_per_node": s.gpus or None, "mem_gb": s.mem_gb,
+        "slurm_constraint": s.constraint, "slurm_account": s.account, "slurm_qos": s.qos,
+        "slurm_array_parallelism": max_parallel or s.array_parallelism, "slurm_signal_delay_s": s.signal_delay_s,
+        "slurm_additional_parameters": s.extra or None,
+    }
+    return {key: value for key, value in parameters.items() if value is not None}
+
+
+def describe_plan(ablation: Ablation, results: AblationResults, plan: SweepPlan, executor: str,
+                  max_parallel: int | None, max_num_timeout: int | None) -> str:
+    """What ``--dry-run`` prints: the run table and the job parameters."""
+    lines = [f"ablation {ablation.name} ({ablation.source}): {len(ablation.runs)} runs "
+             f"({len(ablation.runs) // len(ablation.seeds)} grid points x {len(ablation.seeds)} seeds), "
+             f"{len(plan.to_submit)} to submit",
+             f"results: {results.root}", format_table(plan.statuses, plan.actions), f"executor: {executor}"]
+    timeouts = ablation.slurm.max_num_timeout if max_num_timeout is None else max_num_timeout
+    if executor == "local":
+        parallel = max_parallel or local_parallelism(len(plan.to_submit))
+        lines.append(f"  {parallel} run(s) at a time, {_local_threads(parallel)} torch thread(s) each, "
+                     f"time limit {ablation.slurm.time_min} min, max_num_timeout {timeouts}")
+    lines.append("SLURM parameters (submitit AutoExecutor):")
+    lines += [f"  {key}: {value}" for key, value in slurm_parameters(ablation, max_parallel).items()]
+    lines.append(f"  slurm_max_num_timeout: {timeouts}")
+    return "\n".join(lines)
+
+
+def submit(ablation: Ablation, results: AblationResults, plan: SweepPlan, executor: str,
+           max_parallel: int | None = None, max_num_timeout: int | None = None) -> list[RunStatus]:
+    """Submit the plan's runs; for local and debug, return when they have all ended."""
+    to_submit = plan.to_submit
+    if not to_submit:
+        return []
+    results.write_snapshot(ablation)
+    for status in to_submit:
+        _set_aside_failure(status.run_dir)
+    folder = results.new_submitit_folder()
+    timeouts = ablation.slurm.max_num_timeout if max_num_timeout is None else max_num_timeout
+    if executor == "slurm":
+        _submit_slurm(ablation, results, to_submit, folder, max_parallel, timeouts)
+    elif executor == "local":
+        _run_local(ablation, results, to_submit, folder, max_parallel or local_parallelism(len(to_submit)), timeouts)
+    elif executor == "debug":
+        _run_debug(results, to_submit, folder)
+    else:
+        raise ValueError(f"executor: got {executor!r}; allowed: slurm, local, debug")
+    return to_submit
+
+
+def wait_for(results: AblationResults, ablation: Ablation, run_ids: set[str]) -> list[RunStatus]:
+    """Poll until none of ``run_ids`` is pending or running; return the statuses of all runs."""
+    with tqdm(total=len(run_ids), desc=f"sweep {ablation.name}", unit="run", disable=None) as bar:
+        while True:
+            statuses = collect_status(results, ablation.runs)
+            under_way = [s for s in statuses if s.run.run_id in run_ids and s.state in ("pending", "running")]
+            bar.update(len(run_ids) - len(under_way) - bar.n)
+            if not under_way:
+                return statuses
+            time.sleep(SLURM_POLL_S)
+
+
+def _set_aside_failure(run_dir: Path) -> None:
+    """Keep a diverged run's FAILED record under another name, so its rerun can continue."""
+    failed = run_dir / "FAILED"
+    if failed.exists():
+        failed.rename(run_dir / f"FAILED.{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def _job_arguments(status: RunStatus, threads: int | None) -> tuple:
+    return config_to_dict(status.run.config), str(status.run_dir), threads
+
+
+def _submit_slurm(ablation: Ablation, results: AblationResults, to_submit: list[RunStatus], folder: Path,
+                  max_parallel: int | None, max_num_timeout: int) -> None:
+    try:
+        executor = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_max_num_timeout=max_num_timeout)
+        executor.update_parameters(**slurm_parameters(ablation, max_parallel))
+        with executor.batch():
+            jobs = [executor.submit(TrainJob(), *_job_arguments(s, ablation.slurm.cpus)) for s in to_submit]
+    except (RuntimeError, OSError) as err:  # no srun/sbatch, or sbatch refused (submitit's errors are RuntimeErrors)
+        raise SubmissionError(f"submitting {len(to_submit)} runs of {ablation.name} to SLURM failed: {err}") from None
+    for status, job in zip(to_submit, jobs):
+        results.record_job(status.run, executor="slurm", job_id=job.job_id, folder=str(folder))
+
+
+def local_parallelism(n_runs: int) -> int:
+    """Local runs at a time by default: one per CPU core (small models train faster on one thread
+    each than one after another on all of them), but one on a machine with a GPU, which they would share."""
+    if torch.cuda.is_available():
+        return 1
+    return max(1, min(os.cpu_count() or 1, n_runs))
+
+
+def _local_threads(parallel: int) -> int:
+    """Torch threads per local run, so that parallel runs share the cores instead of fighting over them."""
+    return max(1, (os.cpu_count() or 1) // parallel)
+
+
+def _run_local(ablation: Ablation, results: AblationResults, to_submit: list[RunStatus], folder: Path,
+               parallel: int, max_num_timeout: int) -> None:
+    executor = submitit.LocalExecutor(folder=folder, max_num_timeout=max_num_timeout)
+    executor.update_parameters(timeout_min=ablation.slurm.time_min, signal_delay_s=ablation.slurm.signal_delay_s)
+    sweep = {"pid": os.getpid(), "pid_start": process_start_time(os.getpid())}
+    for status in to_submit:  # queued: pending while this process lives
+        results.record_job(status.run, executor="local", job_id=None, folder=str(folder), **sweep)
+    queue, running = list(to_submit), []
+    with tqdm(total=len(queue), desc=f"sweep {ablation.name}", unit="run", disable=None) as bar:
+        while queue or running:
+            while queue and len(running) < parallel:
+                status = queue.pop(0)
+                job = executor.submit(TrainJob(), *_job_arguments(status, _local_threads(parallel)))
+                pid = int(job.job_id)
+                results.record_job(status.run, executor="local", job_id=job.job_id, folder=str(folder), pid=pid,
+                                   pid_start=process_start_time(pid))
+                running.append(job)
+            time.sleep(LOCAL_POLL_S)
+            finished = [job for job in running if job.done()]
+            for job in finished:
+                running.remove(job)
+                bar.update(1)
+
+
+def _run_debug(results: AblationResults, to_submit: list[RunStatus], folder: Path) -> None:
+    executor = submitit.DebugExecutor(folder=folder)
+    for status in tqdm(to_submit, desc="sweep (debug executor)", unit="run", disable=None):
+        job = executor.submit(TrainJob(), *_job_arguments(status, None))
+        results.record_job(status.run, executor="debug", job_id=job.job_id, folder=str(folder))
+        error = job.exception()  # runs it here; an exception is returned, not raised, so the next run goes on
+        if error is not None:
+            results.record_job(status.run, executor="debug", job_id=job.job_id, folder=str(folder),
+                               error=f"{type(error).__name__}: {error}".splitlines()[0])
