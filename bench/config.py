@@ -344,6 +344,17 @@ def _identity_dict(config: Any) -> dict:
     return out
 
 
+def flatten_keys(data: dict, prefix: str = "") -> dict[str, Any]:
+    """Nested sections as one level of dotted keys: {"a": {"b": 1}} -> {"a.b": 1}."""
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(flatten_keys(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def config_id(config: RunConfig) -> str:
     """Stable 12-hex-digit hash of the result-affecting fields (seed, paths, device, cadence excluded)."""
     canonical = json.dumps(_identity_dict(config), sort_keys=True, separators=(",", ":"))

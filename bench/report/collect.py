@@ -30,7 +30,7 @@ import pandas as pd
 import yaml
 
 from bench import rundir
-from bench.config import ConfigError, config_id
+from bench.config import ConfigError, config_id, flatten_keys
 from bench.sweep.ablation import Ablation, Axis, PlannedRun, format_value
 from bench.sweep.results import AblationResults
 from bench.sweep.status import collect_status
@@ -231,21 +231,11 @@ def _config_columns(run_dir: Path, identity: dict) -> dict:
     if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
         _warn(f"{path}: not a run's config.yaml (no 'config' mapping); the run is collected without its config")
         return {}
-    columns = {f"config.{key}": _scalar(value) for key, value in _flatten(record["config"]).items()}
+    columns = {f"config.{key}": _scalar(value) for key, value in flatten_keys(record["config"]).items()}
     for key in ("run_id", "config_id", "seed"):
         if key in record and key not in identity:
             columns[key] = record[key]
     return columns
-
-
-def _flatten(data: dict, prefix: str = "") -> dict[str, Any]:
-    flat = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def _scalar(value: Any) -> Any:

@@ -34,7 +34,7 @@ from typing import Any
 import yaml
 
 from bench.config import (ConfigError, RunConfig, apply_overrides, config_from_dict, config_to_dict,
-                          describe_fields, parse_override, run_id)
+                          describe_fields, flatten_keys, parse_override, run_id)
 
 TOP_LEVEL_KEYS = ("name", "description", "base", "grid", "seeds", "baseline", "roles", "slurm")
 ROLES = ("scientific", "nuisance", "fixed")
@@ -343,7 +343,7 @@ def _gigabytes(value: Any, fail) -> float:
 
 def _expand(base: dict, axes: tuple[Axis, ...], seeds: tuple[int, ...], baseline_positions: tuple[int, ...],
             fail) -> list[PlannedRun]:
-    base_values = _flatten(config_to_dict(config_from_dict(base)))
+    base_values = flatten_keys(config_to_dict(config_from_dict(base)))
     runs, point_of_run = [], {}
     for positions in itertools.product(*(range(len(axis.values)) for axis in axes)):
         point = {}
@@ -355,7 +355,7 @@ def _expand(base: dict, axes: tuple[Axis, ...], seeds: tuple[int, ...], baseline
             first = config_from_dict({**data, "seed": seeds[0]})
         except ConfigError as err:
             fail(f"grid point {_describe(point)}: {err}")
-        differing = {key: value for key, value in _flatten(config_to_dict(first)).items()
+        differing = {key: value for key, value in flatten_keys(config_to_dict(first)).items()
                      if key != "seed" and value != base_values.get(key)}
         for seed in seeds:
             config = replace(first, seed=seed)
@@ -390,16 +390,6 @@ def format_value(value: Any) -> str:
 
 def _describe(point: dict[str, Any]) -> str:
     return "{" + ", ".join(f"{key}: {format_value(value)}" for key, value in point.items()) + "}"
-
-
-def _flatten(data: dict, prefix: str = "") -> dict[str, Any]:
-    flat = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def _is_int(value: Any) -> bool:
