@@ -396,15 +396,20 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
+def read_yaml(path: Path, what: str, error: type[ConfigError] = ConfigError) -> Any:
+    """The parsed YAML of ``path``; ``error`` naming the file when it cannot be read or parsed."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise error(f"{path}: cannot read {what} ({err.strerror})") from None
+    except yaml.YAMLError as err:
+        raise error(f"{path}: not valid YAML ({err})") from None
+
+
 def read_config_file(path: str | Path) -> dict:
     """Read a YAML config file into plain values. A run directory's config.yaml is accepted too."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read config file ({err.strerror})") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+    data = read_yaml(path, "config file")
     if data is None:
         return {}
     if not isinstance(data, dict):

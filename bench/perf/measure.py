@@ -7,7 +7,6 @@ rounds, so both see the same machine state.
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 import resource
 import statistics

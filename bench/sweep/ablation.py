@@ -31,10 +31,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from bench.config import (ConfigError, RunConfig, apply_overrides, config_from_dict, config_to_dict,
-                          describe_fields, flatten_keys, parse_override, run_id)
+                          describe_fields, flatten_keys, parse_override, read_yaml, run_id)
 
 TOP_LEVEL_KEYS = ("name", "description", "base", "grid", "seeds", "baseline", "roles", "slurm")
 ROLES = ("scientific", "nuisance", "fixed")
@@ -116,12 +115,7 @@ class Ablation:
 def load_ablation(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Ablation:
     """Read, validate and expand an ablation file; ``overrides`` (``key=value``) change its base."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as err:
-        raise AblationError(f"{path}: cannot read ablation file ({err.strerror})") from None
-    except yaml.YAMLError as err:
-        raise AblationError(f"{path}: not valid YAML ({err})") from None
+    data = read_yaml(path, "ablation file", AblationError)
     if not isinstance(data, dict):
         raise AblationError(f"{path}: expected a mapping with the keys {', '.join(TOP_LEVEL_KEYS)}")
     return parse_ablation(data, str(path), overrides)
