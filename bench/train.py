@@ -121,7 +121,7 @@ def train(config: RunConfig, run_dir: str | Path, stop_after_step: int | None = 
     parts = {k: v for k, v in parts.items() if v is not None}
     step = _resume(run_dir, parts)
 
-    sample_images = data.network_images("test", config.data.task)[:config.eval.n_sample_images]
+    test_images = data.network_images("test", config.data.task)  # built once, scored at every evaluation
     stats = _StatsWindow()
     last_step = total_steps if stop_after_step is None else min(stop_after_step, total_steps)
     progress = tqdm(total=total_steps, initial=step, desc=f"train {run_dir.name}", unit="step", disable=None)
@@ -139,7 +139,7 @@ def train(config: RunConfig, run_dir: str | Path, stop_after_step: int | None = 
         if step % config.log_every == 0 or step == last_step:
             rundir.append_jsonl(run_dir / "stats.jsonl", stats.record(step, total_steps, plan.epoch(step - 1), sched_g))
         if plan.evaluates_after(step):
-            _evaluate(run_dir, generator, data, sample_images, config, device, step, plan.epoch(step - 1))
+            _evaluate(run_dir, generator, data, test_images, config, device, step, plan.epoch(step - 1))
         stopping = stop_requested is not None and stop_requested()
         if step % config.checkpoint_every == 0 or plan.ends_epoch(step) or step == last_step or stopping:
             _save(run_dir, parts, step)
@@ -326,14 +326,15 @@ class _StatsWindow:
         return record
 
 
-def _evaluate(run_dir: Path, generator, data, sample_images, config: RunConfig, device, step: int, epoch: int) -> None:
-    outputs = evaluation_outputs(generator, data.network_images("test", config.data.task), config, device, step)
+def _evaluate(run_dir: Path, generator, data, test_images, config: RunConfig, device, step: int, epoch: int) -> None:
+    outputs = evaluation_outputs(generator, test_images, config, device, step)
     for record in metric_records(outputs, data.test, data.test_ids, config.eval.metrics,
                                  scoring_setup(config, device), dataset=dataset_identity(data.manifest),
                                  split="test", step=step, epoch=epoch, source="train"):
         rundir.append_jsonl(run_dir / "metrics.jsonl", record)
-    if len(sample_images):
-        save_sample_grid(run_dir / "samples" / f"step-{step:07d}.png", sample_images, outputs[:len(sample_images)],
+    shown = config.eval.n_sample_images
+    if shown:
+        save_sample_grid(run_dir / "samples" / f"step-{step:07d}.png", test_images[:shown], outputs[:shown],
                          config.encoding)
 
 
