@@ -1,5 +1,3 @@
-import copy
-
 import numpy as np
 import pytest
 import torch
@@ -8,7 +6,7 @@ from bench.cli import main
 from bench.colour import encode
 from bench.config import ConfigError, load_config
 from bench.models import build_networks
-from bench.perf.baseline import lab_tensors, reference_step
+from bench.perf.baseline import lab_tensors, reference_networks, reference_step
 from bench.perf.measure import measure
 from bench.train import build_optimizer, train_step
 
@@ -26,7 +24,9 @@ def test_baseline_computes_the_same_losses_and_update(image_folder, tmp_path):
     config = _config(image_folder)
     torch.manual_seed(0)
     generator, discriminator = build_networks(config)
-    ref_g, ref_d = copy.deepcopy(generator), copy.deepcopy(discriminator)
+    torch.manual_seed(0)
+    ref_g, ref_d = reference_networks(config)  # stock torch layers, the same initial weights
+    assert all(torch.equal(a, b) for a, b in zip(generator.state_dict().values(), ref_g.state_dict().values()))
     rng = np.random.default_rng(1)
     images = np.stack([colourful_image(rng, 32) for _ in range(2)])
     batch = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()

@@ -12,17 +12,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from bench.models.layers import DownConv, UpConv
 from bench.models.norm import conv_bias, norm_layer
 
 MIN_DEPTH = 5  # outermost, ngf*2, ngf*4 and ngf*8 blocks around the innermost one
-
-
-def _down_conv(in_channels: int, out_channels: int, bias: bool) -> nn.Conv2d:
-    return nn.Conv2d(in_channels, out_channels, kernel_size=4, stride=2, padding=1, bias=bias)
-
-
-def _up_conv(in_channels: int, out_channels: int, bias: bool) -> nn.ConvTranspose2d:
-    return nn.ConvTranspose2d(in_channels, out_channels, kernel_size=4, stride=2, padding=1, bias=bias)
 
 
 class UNet(nn.Module):
@@ -50,11 +43,11 @@ class UNet(nn.Module):
         # output both feeds the next block and is the skip (the reference's in-place
         # LeakyReLU also rewrites the tensor it concatenates).  The outermost block has no
         # norm, the innermost neither norm nor activation.
-        encoder = [nn.Sequential(_down_conv(in_channels, widths[0], bias), nn.LeakyReLU(0.2))]
+        encoder = [nn.Sequential(DownConv(in_channels, widths[0], bias), nn.LeakyReLU(0.2))]
         for level in range(1, depth - 1):
-            encoder.append(nn.Sequential(_down_conv(widths[level - 1], widths[level], bias),
+            encoder.append(nn.Sequential(DownConv(widths[level - 1], widths[level], bias),
                                          norm_layer(norm, widths[level]), nn.LeakyReLU(0.2)))
-        encoder.append(nn.Sequential(_down_conv(widths[-2], widths[-1], bias)))
+        encoder.append(nn.Sequential(DownConv(widths[-2], widths[-1], bias)))
         self.encoder = nn.ModuleList(encoder)
 
         # Decoder, innermost first.  Every block but the innermost takes its inner block's
@@ -63,11 +56,11 @@ class UNet(nn.Module):
         decoder = []
         for level in range(depth - 1, 0, -1):
             up_in = widths[level] * (1 if level == depth - 1 else concat)
-            block = [nn.ReLU(), _up_conv(up_in, widths[level - 1], bias), norm_layer(norm, widths[level - 1])]
+            block = [nn.ReLU(), UpConv(up_in, widths[level - 1], bias), norm_layer(norm, widths[level - 1])]
             if dropout and 3 < level < depth - 1:  # ngf*8 blocks between the ngf*4 one (level 3) and the innermost
                 block.append(nn.Dropout(0.5))
             decoder.append(nn.Sequential(*block))
-        decoder.append(nn.Sequential(nn.ReLU(), _up_conv(widths[0] * concat, out_channels, bias=True), nn.Tanh()))
+        decoder.append(nn.Sequential(nn.ReLU(), UpConv(widths[0] * concat, out_channels, bias=True), nn.Tanh()))
         self.decoder = nn.ModuleList(decoder)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

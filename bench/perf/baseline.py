@@ -2,8 +2,8 @@
 
 junyanz/pytorch-CycleGAN-and-pix2pix, colorization mode: a DataLoader whose dataset opens
 each image with PIL for every sample, resizes and crops it with torchvision transforms,
-converts it with scikit-image's ``rgb2lab``; fp32; ``torch.optim.Adam`` with its default
-implementation; ``optimize_parameters``' update order.  It is the yardstick of
+converts it with scikit-image's ``rgb2lab``; stock torch layers; fp32; ``torch.optim.Adam``
+with its default implementation; ``optimize_parameters``' update order.  It is the yardstick of
 ``colorbench perf --baseline`` and must compute the same losses as ``bench.train.train_step``.
 """
 from __future__ import annotations
@@ -16,6 +16,10 @@ import torch.nn.functional as F
 from PIL import Image
 from skimage import color
 from torchvision import transforms
+
+from ..config import RunConfig
+from ..models import build_networks
+from ..models.layers import to_stock_layers
 
 
 class ReferenceColorizationDataset(torch.utils.data.Dataset):
@@ -43,6 +47,12 @@ def lab_tensors(rgb8: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """The reference's (A, B) of one (H, W, 3) uint8 image: L / 50 - 1 and ab / 110."""
     lab = torch.from_numpy(color.rgb2lab(rgb8).astype(np.float32)).permute(2, 0, 1)
     return lab[:1] / 50.0 - 1.0, lab[1:] / 110.0
+
+
+def reference_networks(config: RunConfig) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """``build_networks(config)`` (same initialisation from the same RNG state) with stock torch layers."""
+    generator, discriminator = build_networks(config)
+    return to_stock_layers(generator), discriminator
 
 
 def reference_step(generator: torch.nn.Module, discriminator: torch.nn.Module, opt_g: torch.optim.Optimizer,

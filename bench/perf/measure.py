@@ -1,17 +1,21 @@
 """``colorbench perf``: time the training step a run executes, phase by phase, optionally beside the baseline.
 
 Times are medians over steps after a warm-up.  With ``--baseline`` the colorbench step
-and the reference-style step (``bench.perf.baseline``) run in one process, alternating in
-rounds, so both see the same machine state.
+and the reference-style step (``bench.perf.baseline``) alternate in rounds, so both see
+the same machine state.  The baseline runs in a child process, started fresh: it keeps the
+C allocator's default settings, as the reference would, while colorbench's side applies
+``bench.allocator`` exactly as ``train`` does.
 """
 from __future__ import annotations
 
 import contextlib
 import math
+import multiprocessing
 import resource
 import statistics
 import tempfile
 import time
+import traceback
 from collections import defaultdict
 from pathlib import Path
 
@@ -19,11 +23,12 @@ import torch
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..allocator import retain_freed_memory
 from ..config import ConfigError, RunConfig
 from ..data import prepare_data
 from ..models import build_networks
 from ..train import build_optimizer, resolve_device, train_step, training_batch
-from .baseline import ReferenceColorizationDataset, reference_step
+from .baseline import ReferenceColorizationDataset, reference_networks, reference_step
 
 PHASES = ("data", "g_forward", "d_step", "g_step", "optimizer")
 
@@ -69,6 +74,8 @@ def _check_baseline_config(config: RunConfig) -> None:
 class _ColorbenchRunner:
     def __init__(self, config: RunConfig, device: torch.device) -> None:
         self.config, self.device = config, device
+        if device.type == "cpu":
+            retain_freed_memory()  # as train() does
         self.images = prepare_data(config.data).network_images("train", config.data.task)
         torch.manual_seed(config.seed)
         self.generator, self.discriminator = build_networks(config)
@@ -116,7 +123,7 @@ class _BaselineRunner:
                                                   num_workers=workers, persistent_workers=workers > 0, drop_last=True)
         self.batches = iter(self.loader)
         torch.manual_seed(config.seed)
-        self.generator, self.discriminator = build_networks(config)
+        self.generator, self.discriminator = reference_networks(config)
         self.generator.to(device).train()
         self.discriminator.to(device)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.optim.lr, betas=config.optim.betas)
@@ -138,6 +145,48 @@ class _BaselineRunner:
         return self.timer.take()
 
 
+def _baseline_worker(connection, config: RunConfig, workers: int) -> None:
+    """Child process: build the baseline, then run as many steps as each message asks (None ends)."""
+    try:
+        with tempfile.TemporaryDirectory(prefix="colorbench-perf-") as folder:
+            runner = _BaselineRunner(config, resolve_device(config.device), Path(folder), workers)
+            connection.send(("ready", None))
+            while (steps := connection.recv()) is not None:
+                connection.send(("times", [runner.run_step() for _ in range(steps)]))
+    except BaseException:  # noqa: BLE001 - reported to the parent, which raises it
+        connection.send(("error", traceback.format_exc()))
+
+
+class _BaselineProcess:
+    """The baseline runner in a child process, driven step batch by step batch from this one."""
+
+    def __init__(self, config: RunConfig, workers: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.connection, child_end = context.Pipe()
+        self.process = context.Process(target=_baseline_worker, args=(child_end, config, workers))
+        self.process.start()
+        self._receive()
+
+    def _receive(self):
+        kind, payload = self.connection.recv()
+        if kind == "error":
+            self.close()
+            raise RuntimeError(f"the baseline process failed:\n{payload}")
+        return payload
+
+    def run_steps(self, steps: int) -> list[dict]:
+        self.connection.send(steps)
+        return self._receive()
+
+    def close(self) -> None:
+        if self.process.is_alive():
+            with contextlib.suppress(OSError):
+                self.connection.send(None)
+            self.process.join(timeout=60)
+            if self.process.is_alive():
+                self.process.terminate()
+
+
 def measure(config: RunConfig, steps: int = 10, warmup: int = 3, baseline: bool = False, rounds: int = 3,
             workers: int = 0, report=print) -> dict:
     """Time ``steps`` training steps (after ``warmup``) and print images/s, phases, memory and FLOP/s."""
@@ -147,20 +196,22 @@ def measure(config: RunConfig, steps: int = 10, warmup: int = 3, baseline: bool 
     batch = config.data.batch_size
     ours = _ColorbenchRunner(config, device)
     flops = ours.flops_per_step()
-    with tempfile.TemporaryDirectory(prefix="colorbench-perf-") as folder:
-        theirs = _BaselineRunner(config, device, Path(folder), workers) if baseline else None
+    theirs = _BaselineProcess(config, workers) if baseline else None
+    try:
         for _ in range(warmup):
             ours.run_step()
-            if theirs:
-                theirs.run_step()
+        if theirs:
+            theirs.run_steps(warmup)
         ours_times: list[dict] = []
         theirs_times: list[dict] = []
         per_round = max(1, steps // rounds)
         while len(ours_times) < steps:
             ours_times += [ours.run_step() for _ in range(min(per_round, steps - len(ours_times)))]
             if theirs:
-                theirs_times += [theirs.run_step() for _ in range(per_round)]
-        del theirs
+                theirs_times += theirs.run_steps(per_round)
+    finally:
+        if theirs:
+            theirs.close()
     result = {"device": str(device), "batch_size": batch, "image_size": config.data.image_size,
               "precision": config.precision, "steps": steps,
               "colorbench": _summary(ours_times, batch), "flops_per_image": flops / batch}
