@@ -226,7 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("perf", help="time training steps (data, G forward, D step, G step, optimizer), FLOP/s",
                        description="Median time per training step of the given config on its device, data "
                        "loading from the prepared cache included; --baseline also times the reference-style "
-                       "step (per-sample PIL decode, fp32, default Adam) alternately in the same process.")
+                       "step (per-sample PIL decode, stock layers, fp32, default Adam), alternating in rounds with a "
+                       "child process that keeps the C allocator's default settings.")
     _config_args(p)
     p.add_argument("--steps", type=int, default=10, help="timed steps (default 10)")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
