@@ -59,7 +59,7 @@ def _print_summary(summary: dict) -> None:
         return
     metrics = summary["metrics"]
     print(f"run {summary['run_id']} done after {summary['step']} steps")
-    for name in ("psnr_rgb8", "ssim_rgb8", "mse_ab_rgb8"):
+    for name in ("psnr_rgb8", "ssim_rgb8", "l1_rgb8", "mse_ab_rgb8"):
         if name in metrics:
             print(f"  {name:12s} {metrics[name]:.4f}")
     samples = sorted((run_dir / "samples").glob("*.png"))
@@ -163,7 +163,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from .sweep.submit import SubmissionError
     try:
         return sweep_command(args.file, args.executor, args.dry_run, args.max_parallel, args.results, args.overrides,
-                             args.rerun_failed, args.max_num_timeout, args.wait)
+                             args.rerun_failed, args.max_num_timeout, args.wait, args.profile)
     except SubmissionError as err:
         print(f"colorbench: error: {err}", file=sys.stderr)
         return EXIT_FAILED
@@ -171,7 +171,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from .sweep.commands import status_command
-    return status_command(args.target, args.results, args.overrides)
+    return status_command(args.target, args.results, args.overrides, args.profile)
 
 
 def cmd_aggregate(args: argparse.Namespace) -> int:
@@ -179,9 +179,31 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     return aggregate_command(args.results_dir, args.out)
 
 
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from .reproduce.command import default_studies_folder, list_command, reproduce_command
+    from .sweep.submit import SubmissionError
+    folder = Path(args.studies) if args.studies else default_studies_folder()
+    if args.list:
+        return list_command(folder)
+    if args.name is None:
+        raise ConfigError("reproduce: name a study (colorbench reproduce --list shows them)")
+    try:
+        return reproduce_command(args.name, args.profile, args.executor, args.results, args.out, args.dry_run,
+                                 args.max_parallel, folder, args.resamples, args.overrides)
+    except SubmissionError as err:
+        print(f"colorbench: error: {err}", file=sys.stderr)
+        return EXIT_FAILED
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from .report.build import report_command
-    return report_command(args.ablations, args.results, args.out, args.select_by, args.resamples)
+    return report_command(args.ablations, args.results, args.out, args.select_by, args.resamples, args.profile)
+
+
+def _profile_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", default="full", metavar="NAME",
+                        help="scale of a study file: full (its top level, the default), or a profile of the file or "
+                        "of profiles.yaml beside it, e.g. cpu or tiny; results go to <results>/<name>-<profile>/")
 
 
 def _int_at_least(minimum: int):
@@ -323,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="time-outs/preemptions a job is requeued after before it fails "
                    "(default: slurm.max_num_timeout, else 3)")
     p.add_argument("--wait", action="store_true", help="slurm: stay until every submitted run has ended")
+    _profile_arg(p)
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("status", help="one table of an ablation's runs: state, step, failures with their reason",
@@ -336,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: results)")
     p.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
                    help="the --set overrides the ablation file was swept with")
+    _profile_arg(p)
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("aggregate", help="every run under a results folder as one table: parquet and CSV",
@@ -363,7 +387,34 @@ def build_parser() -> argparse.ArgumentParser:
                    "variant (default: psnr_rgb8)")
     p.add_argument("--resamples", type=_int_at_least(1), metavar="N",
                    help="bootstrap resamples of each comparison (default: 10000)")
+    _profile_arg(p)
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("reproduce", help="run a study (a published table, a seed system, an axis) and render it "
+                       "beside the published numbers",
+                       description="Sweep the study NAME (ablations/NAME.yaml) at --profile, skipping finished runs, "
+                       "then write OUT/<study>[-<profile>]/: the ablation report (table.md and figures) and "
+                       "reproduction.md / reproduction.json: the source's rows with its published numbers beside "
+                       "ours (mean and 95%% interval over seeds), each published claim with a verdict (holds / does "
+                       "not hold / not testable here, and why) and the rank agreement (Kendall's tau with a "
+                       "bootstrap interval over seeds).  Exit 1 when a run has failed, 2 on a bad file.")
+    p.add_argument("name", nargs="?", metavar="NAME", help="study name (see --list) or study file")
+    p.add_argument("--list", action="store_true", help="list the studies with their runs per profile")
+    _profile_arg(p)
+    p.add_argument("--executor", choices=("auto", "slurm", "local", "debug"), default="auto",
+                   help="as for sweep: slurm (job array), local (this machine, waits), debug (in this process); "
+                   "auto (default): slurm where srun is found, else local")
+    p.add_argument("--max-parallel", type=_int_at_least(1), metavar="N", help="runs at a time (as for sweep)")
+    p.add_argument("--dry-run", action="store_true", help="print the runs and their state; submit nothing")
+    p.add_argument("--results", default="results", metavar="DIR", help="results folder (default: results)")
+    p.add_argument("--out", default="reports", metavar="DIR", help="reports folder (default: reports)")
+    p.add_argument("--studies", metavar="DIR", help="folder of study files (default: the repository's ablations/)")
+    p.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
+                   help="override a field of the study's base config, e.g. --set eval.weights_dir=DIR (repeatable; "
+                   "changes run ids where the field is result-affecting)")
+    p.add_argument("--resamples", type=_int_at_least(1), metavar="N",
+                   help="bootstrap resamples of each comparison (default: 10000)")
+    p.set_defaults(func=cmd_reproduce)
     return parser
 
 

@@ -4,13 +4,17 @@ The conversions reproduce scikit-image's ``rgb2lab`` / ``lab2rgb`` (sRGB, illumi
 observer 2°), constant for constant and branch for branch, on batched tensors shaped
 (B, 3, H, W) of any floating dtype and device.
 
-For colourisation the networks see the L channel scaled to [-1, 1] (``L / 50 - 1``) and
-predict either the ab channels scaled by 1/110 (``"lab"``) or the RGB image scaled to [-1, 1]
-(``"rgb"``).  For a paired dataset (``"paired"``, e.g. facades' label map -> photo) a batch
-holds the target photo in channels 0-2 and its paired input image in channels 3-5; the
-networks see the input image and predict the photo, both RGB in [-1, 1].
+For colourisation the networks see the L channel and predict either the ab channels or the
+RGB image, scaled as the colour space says (``LAB_SCALINGS``): ``"lab"`` is pix2pix's L / 50 - 1
+(in [-1, 1]) and ab / 110; ``"rgb"`` takes the same L and predicts RGB scaled to [-1, 1];
+``"lab_l100_ab128"`` is L / 100 (in [0, 1]) and ab / 128 (in [-1, 1]).  For a paired dataset
+(``"paired"``, e.g. facades' label map -> photo) a batch holds the target photo in channels 0-2
+and its paired input image in channels 3-5; the networks see the input image and predict the
+photo, both RGB in [-1, 1].
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
@@ -22,9 +26,27 @@ _XYZ_FROM_RGB = torch.tensor([[0.412453, 0.357580, 0.180423],
 _RGB_FROM_XYZ = torch.linalg.inv(_XYZ_FROM_RGB)
 _WHITE_D65 = torch.tensor([0.95047, 1.0, 1.08883], dtype=torch.float64)
 
-L_HALF_RANGE = 50.0
-AB_SCALE = 110.0
-COLOUR_SPACES = ("lab", "rgb")
+
+@dataclass(frozen=True)
+class LabScaling:
+    """How a colourisation colour space scales CIELAB for the networks.
+
+    Input: L / l_divisor - l_offset.  Target: ab / ab_divisor, or, when ab_divisor is None,
+    the RGB image scaled to [-1, 1].
+    """
+
+    l_divisor: float
+    l_offset: float
+    ab_divisor: float | None
+
+
+LAB_SCALINGS = {
+    "lab": LabScaling(l_divisor=50.0, l_offset=1.0, ab_divisor=110.0),  # pix2pix (Isola et al. 2017)
+    "rgb": LabScaling(l_divisor=50.0, l_offset=1.0, ab_divisor=None),
+    "lab_l100_ab128": LabScaling(l_divisor=100.0, l_offset=0.0, ab_divisor=128.0),
+}
+COLOUR_SPACES = tuple(LAB_SCALINGS)
+AB_COLOUR_SPACES = tuple(name for name, scaling in LAB_SCALINGS.items() if scaling.ab_divisor is not None)
 ENCODINGS = (*COLOUR_SPACES, "paired")
 
 
@@ -75,8 +97,9 @@ def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
 def encode(rgb8: torch.Tensor, colour_space: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Network inputs and targets, float32, of a uint8 sRGB batch shaped (B, 3, H, W).
 
-    inputs: L / 50 - 1, shaped (B, 1, H, W), in [-1, 1].
-    targets: ``"lab"``: ab / 110, shaped (B, 2, H, W); ``"rgb"``: rgb8 / 255 * 2 - 1, shaped (B, 3, H, W).
+    inputs: scaled L (``LAB_SCALINGS``; L / 50 - 1 in [-1, 1] for ``"lab"`` and ``"rgb"``), shaped (B, 1, H, W).
+    targets: Lab colour spaces: scaled ab, shaped (B, 2, H, W) (``"lab"``: ab / 110);
+    ``"rgb"``: rgb8 / 255 * 2 - 1, shaped (B, 3, H, W).
     ``"paired"`` takes (B, 6, H, W) pairs, target photo then input image, and returns
     (input image, photo), each rgb8 / 255 * 2 - 1 shaped (B, 3, H, W).
     """
@@ -87,31 +110,32 @@ def encode(rgb8: torch.Tensor, colour_space: str) -> tuple[torch.Tensor, torch.T
         return scaled[:, 3:], scaled[:, :3]
     check_rgb8("rgb8", rgb8)
     lab = rgb_to_lab(rgb8.float() / 255.0)
-    inputs = lab[:, :1] / L_HALF_RANGE - 1.0
-    if colour_space == "lab":
-        return inputs, lab[:, 1:] / AB_SCALE
+    scaling = LAB_SCALINGS[colour_space]
+    inputs = lab[:, :1] / scaling.l_divisor - scaling.l_offset
+    if scaling.ab_divisor is not None:
+        return inputs, lab[:, 1:] / scaling.ab_divisor
     return inputs, rgb8.float() / 255.0 * 2.0 - 1.0
 
 
 def decode(inputs: torch.Tensor, outputs: torch.Tensor, colour_space: str) -> torch.Tensor:
     """uint8 sRGB image (B, 3, H, W) from network inputs (scaled L) and outputs; inverse of ``encode``.
 
-    ``"lab"``: L = (inputs + 1) * 50 and ab = outputs * 110 are converted with ``lab_to_rgb``;
-    ``"rgb"`` and ``"paired"``: the outputs are the image in [-1, 1] and ``inputs`` is not used.
-    Values are clipped to [0, 1] and rounded to the nearest 8-bit level.
+    Lab colour spaces: L and ab, unscaled from ``inputs`` and ``outputs`` (``"lab"``: L = (inputs + 1) * 50,
+    ab = outputs * 110), are converted with ``lab_to_rgb``; ``"rgb"`` and ``"paired"``: the outputs are
+    the image in [-1, 1] and ``inputs`` is not used.  Values are clipped to [0, 1] and rounded to the
+    nearest 8-bit level.
     """
     _check_colour_space(colour_space)
-    if colour_space == "lab":
-        lab = torch.cat([(inputs + 1.0) * L_HALF_RANGE, outputs * AB_SCALE], dim=1)
-        rgb = lab_to_rgb(lab)
-    else:
-        rgb = ((outputs + 1.0) / 2.0).clamp(0.0, 1.0)
-    return (rgb * 255.0).round().to(torch.uint8)
+    if colour_space in AB_COLOUR_SPACES:
+        return _rgb8_of_lab(inputs, outputs * LAB_SCALINGS[colour_space].ab_divisor, colour_space)
+    return _to_rgb8(((outputs + 1.0) / 2.0).clamp(0.0, 1.0))
 
 
-def grey_rgb8(inputs: torch.Tensor) -> torch.Tensor:
-    """The greyscale network input (scaled L, (B, 1, H, W)) as a uint8 sRGB image (B, 3, H, W), with a = b = 0."""
-    return decode(inputs, inputs.new_zeros(inputs.shape[0], 2, *inputs.shape[2:]), "lab")
+def grey_rgb8(inputs: torch.Tensor, colour_space: str = "lab") -> torch.Tensor:
+    """The greyscale network input (L as ``encode`` scales it for ``colour_space``, (B, 1, H, W)) as a uint8
+    sRGB image (B, 3, H, W), with a = b = 0."""
+    _check_colour_space(colour_space, COLOUR_SPACES)
+    return _rgb8_of_lab(inputs, inputs.new_zeros(inputs.shape[0], 2, *inputs.shape[2:]), colour_space)
 
 
 def input_rgb8(images8: torch.Tensor, colour_space: str) -> torch.Tensor:
@@ -122,7 +146,19 @@ def input_rgb8(images8: torch.Tensor, colour_space: str) -> torch.Tensor:
     if colour_space == "paired":
         _check_uint8_channels("images8", images8, 6)
         return images8[:, 3:]
-    return grey_rgb8(encode(images8, "lab")[0])
+    return grey_rgb8(encode(images8, colour_space)[0], colour_space)
+
+
+def _rgb8_of_lab(inputs: torch.Tensor, ab: torch.Tensor, colour_space: str) -> torch.Tensor:
+    """uint8 sRGB of the CIELAB image with the L of the network inputs of ``colour_space`` and the given ab."""
+    scaling = LAB_SCALINGS[colour_space]
+    lightness = (inputs + scaling.l_offset) * scaling.l_divisor  # undoes encode's scaling
+    return _to_rgb8(lab_to_rgb(torch.cat([lightness, ab], dim=1)))
+
+
+def _to_rgb8(rgb: torch.Tensor) -> torch.Tensor:
+    """sRGB in [0, 1] rounded to the nearest 8-bit level."""
+    return (rgb * 255.0).round().to(torch.uint8)
 
 
 def _check_three_channels(name: str, image: torch.Tensor) -> None:
@@ -142,6 +178,6 @@ def _check_uint8_channels(name: str, images8: torch.Tensor, channels: int) -> No
                          f"got {images8.dtype} {tuple(images8.shape)}")
 
 
-def _check_colour_space(colour_space: str) -> None:
-    if colour_space not in ENCODINGS:
-        raise ValueError(f"colour_space: got {colour_space!r}; allowed: {', '.join(ENCODINGS)}")
+def _check_colour_space(colour_space: str, allowed: tuple[str, ...] = ENCODINGS) -> None:
+    if colour_space not in allowed:
+        raise ValueError(f"colour_space: got {colour_space!r}; allowed: {', '.join(allowed)}")

@@ -18,6 +18,7 @@ from typing import Any, Literal, get_args, get_origin
 
 import yaml
 
+from bench.colour import AB_COLOUR_SPACES
 from bench.metrics import METRICS
 
 
@@ -34,24 +35,50 @@ def knob(default: Any, doc: str, identity: bool = True) -> Any:
     return field(default=default, metadata=_meta(identity, doc))
 
 
+LEAKY_SLOPE = 0.2  # pix2pix's LeakyReLU negative slope, in the U-Net's encoder and in the PatchGAN
+
+
 @dataclass(frozen=True)
 class GeneratorConfig:
-    arch: Literal["unet", "resnet18_unet"] = knob("unet", "generator architecture")
-    depth: int = knob(8, "unet: number of down-sampling blocks (7 = unet_128, 8 = unet_256); image_size must be divisible by 2**depth")
-    ngf: int = knob(64, "unet: filters in the outermost layer")
+    arch: Literal["unet", "resnet18_unet", "classic_unet"] = knob(
+        "unet", "generator architecture: unet = pix2pix's U-Net; resnet18_unet = U-Net on a ResNet-18 encoder; "
+        "classic_unet = Ronneberger et al.'s U-Net (pairs of 3x3 conv-norm-ReLU, max-pooling, bilinear "
+        "up-sampling; needs depth 1..6 and dropout false)")
+    depth: int = knob(8, "unet: number of down-sampling blocks, 5..9 (7 = unet_128, 8 = unet_256); classic_unet: "
+                      "number of max-pooling steps, 1..6 (4 = Ronneberger et al.); image_size must be divisible by 2**depth")
+    ngf: int = knob(64, "unet, classic_unet: filters in the outermost layer (classic_unet: ngf*2**depth at the bottleneck)")
     norm: Literal["batch", "instance"] = knob("batch", "normalisation layer")
-    dropout: bool = knob(True, "dropout 0.5 in the innermost ngf*8 decoder blocks (3 for unet_256)")
-    skip_connections: bool = knob(True, "U-Net skips; false gives the paper's encoder-decoder")
+    dropout: bool = knob(True, "unet: dropout 0.5 in the innermost ngf*8 decoder blocks (3 for unet_256); "
+                         "classic_unet has no dropout and needs false")
+    skip_connections: bool = knob(True, "U-Net skips (unet, classic_unet); false gives the paper's encoder-decoder")
+    output_bias: bool = knob(True, "unet: bias on the outermost up-convolution; false drops its out_channels "
+                             "parameters (seed report 002's count)")
+    leaky_slope: float = knob(LEAKY_SLOPE, "unet: negative slope of the encoder's LeakyReLUs, 0 <= value < 1 "
+                              "(pix2pix: 0.2; seed report 002: 0.01)")
     pretrained_encoder: bool = knob(False, "resnet18_unet: load ImageNet ResNet-18 weights (never silently random)")
     pretrained_path: str | None = knob(None, "resnet18_unet: weights file; default is torchvision's file in the torch hub cache", identity=False)
 
     def __post_init__(self) -> None:
-        if not 5 <= self.depth <= 9:
+        if self.arch == "classic_unet":
+            if not 1 <= self.depth <= 6:
+                raise ConfigError(f"generator.depth: got {self.depth}; allowed with generator.arch classic_unet: 1..6 "
+                                  "(4 = Ronneberger et al.)")
+            if self.dropout:
+                raise ConfigError("generator.dropout: classic_unet has no dropout; set generator.dropout: false")
+        elif not 5 <= self.depth <= 9:
             raise ConfigError(f"generator.depth: got {self.depth}; allowed: 5..9 (7 = unet_128, 8 = unet_256)")
         _positive("generator.ngf", self.ngf)
+        if not 0.0 <= self.leaky_slope < 1.0:  # also refuses nan and infinities
+            raise ConfigError(f"generator.leaky_slope: got {self.leaky_slope}; allowed: 0 <= value < 1")
+        if self.arch != "unet" and not self.output_bias:
+            raise ConfigError("generator.output_bias: false is only available with generator.arch: unet")
+        if self.arch != "unet" and self.leaky_slope != LEAKY_SLOPE:
+            raise ConfigError(f"generator.leaky_slope: got {self.leaky_slope}; only generator.arch: unet has "
+                              f"LeakyReLUs, allowed with {self.arch}: {LEAKY_SLOPE}")
         if self.arch == "resnet18_unet" and not self.skip_connections:
-            raise ConfigError("generator.skip_connections: false is only available with generator.arch: unet")
-        if self.arch == "unet" and self.pretrained_encoder:
+            raise ConfigError("generator.skip_connections: false is only available with generator.arch: unet "
+                              "or classic_unet")
+        if self.arch != "resnet18_unet" and self.pretrained_encoder:
             raise ConfigError("generator.pretrained_encoder: true needs generator.arch: resnet18_unet")
 
 
@@ -62,9 +89,21 @@ class DiscriminatorConfig:
     ndf: int = knob(64, "filters in the first layer")
     norm: Literal["batch", "instance"] = knob("batch", "normalisation layer")
     conditional: bool = knob(True, "true: sees input and output concatenated; false: sees the output only")
+    leaky_slope: float = knob(LEAKY_SLOPE, "negative slope of the LeakyReLUs, 0 <= value < 1 "
+                              "(pix2pix: 0.2; seed report 002: 0.01)")
+    first_bias: bool = knob(True, "bias on the first convolution (the first 1x1 one at n_layers 0); false drops its "
+                            "ndf parameters (seed report 002's count)")
+    last_stride: Literal[1, 2] = knob(1, "n_layers >= 1: stride of the last ndf*k convolution before the output one; "
+                                      "1 = pix2pix (n_layers 3: 70x70 patches, a 30x30 map on 256x256), "
+                                      "2 = seed report 003 (n_layers 3: 94x94 patches, a 15x15 map)")
 
     def __post_init__(self) -> None:
         _positive("discriminator.ndf", self.ndf)
+        if not 0.0 <= self.leaky_slope < 1.0:  # also refuses nan and infinities
+            raise ConfigError(f"discriminator.leaky_slope: got {self.leaky_slope}; allowed: 0 <= value < 1")
+        if self.n_layers == 0 and self.last_stride != 1:
+            raise ConfigError(f"discriminator.last_stride: got {self.last_stride}; the n_layers 0 PixelGAN has only "
+                              "1x1 convolutions, allowed: 1")
 
 
 @dataclass(frozen=True)
@@ -143,13 +182,22 @@ class OptimConfig:
     steps: int | None = knob(None, "if set, train for exactly this many steps instead of epochs")
     lr: float = knob(2e-4, "Adam learning rate of G and D")
     betas: tuple[float, float] = knob((0.5, 0.999), "Adam betas")
-    schedule: Literal["constant", "linear", "step", "cosine"] = knob(
-        "linear", "linear: constant until decay_start_epoch, then linearly to 0 (pix2pix); "
-        "step: x step_factor at decay_start_epoch and every step_every epochs after; cosine: over all steps")
-    decay_start_epoch: int = knob(100, "linear/step: first epoch of decay")
+    schedule: Literal["constant", "linear", "step", "cosine", "exponential"] = knob(
+        "linear", "linear: constant until decay_start_epoch, then in equal steps per epoch towards "
+        "final_lr_fraction, one step short of it in the last epoch (pix2pix's rule with 0); step: x step_factor "
+        "at decay_start_epoch and every step_every epochs after; cosine: half a cosine from 1 to "
+        "final_lr_fraction over all steps; exponential: constant until decay_start_epoch, then geometric per "
+        "epoch, exactly final_lr_fraction in the last epoch")
+    decay_start_epoch: int = knob(100, "linear/step/exponential: first epoch of decay")
     step_every: int = knob(10, "step: epochs between decays")
     step_factor: float = knob(0.5, "step: multiplicative factor per decay")
-    grad_clip_norm: float | None = knob(None, "clip the gradient norm of G and D to this value (off by default)")
+    final_lr_fraction: float = knob(0.0, "linear/cosine/exponential: where the decay ends, as a fraction of optim.lr; "
+                                    "0 <= value < 1, exponential needs > 0")
+    grad_clip_norm: float | None = knob(None, "clip the gradient norm (over all parameters of a network) to this "
+                                        "value; which networks: grad_clip_scope (off by default)")
+    grad_clip_scope: Literal["both", "generator"] = knob(
+        "both", "networks whose gradients grad_clip_norm clips: both = G and D, generator = G only "
+        "(needs grad_clip_norm)")
     warmup_epochs: int = knob(0, "generator-only reconstruction epochs before adversarial training starts")
 
     def __post_init__(self) -> None:
@@ -163,9 +211,24 @@ class OptimConfig:
         _positive("optim.step_every", self.step_every)
         if not 0.0 < self.step_factor <= 1.0:
             raise ConfigError(f"optim.step_factor: got {self.step_factor}; allowed: 0 < value <= 1")
+        self._check_final_lr_fraction()
         if self.grad_clip_norm is not None:
             _positive("optim.grad_clip_norm", self.grad_clip_norm)
+        elif self.grad_clip_scope != "both":  # it would change the run id without changing the run
+            raise ConfigError(f"optim.grad_clip_scope: got {self.grad_clip_scope} with optim.grad_clip_norm null, "
+                              "which clips nothing; set optim.grad_clip_norm, or leave the scope at both")
         _non_negative("optim.warmup_epochs", self.warmup_epochs)
+
+    def _check_final_lr_fraction(self) -> None:
+        fraction = self.final_lr_fraction
+        if not 0.0 <= fraction < 1.0:
+            raise ConfigError(f"optim.final_lr_fraction: got {fraction}; allowed: 0 <= value < 1")
+        if self.schedule == "exponential" and fraction == 0.0:
+            raise ConfigError(f"optim.final_lr_fraction: got {fraction} with optim.schedule=exponential, which "
+                              "never reaches 0; allowed: 0 < value < 1")
+        if self.schedule in ("constant", "step") and fraction > 0.0:  # unused: it would only change the run id
+            raise ConfigError(f"optim.final_lr_fraction: got {fraction}, which optim.schedule={self.schedule} "
+                              "does not use; allowed with it: 0 (or schedule linear, cosine, exponential)")
 
 
 @dataclass(frozen=True)
@@ -196,7 +259,9 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    colour_space: Literal["lab", "rgb"] = knob("lab", "lab: predict ab from L (L/50-1, ab/110); rgb: predict RGB in [-1, 1] from L")
+    colour_space: Literal["lab", "rgb", "lab_l100_ab128"] = knob(
+        "lab", "lab: predict ab from L (pix2pix: L/50-1, ab/110); rgb: predict RGB in [-1, 1] from L (L/50-1); "
+        "lab_l100_ab128: predict ab/128 (in [-1, 1]) from L/100 (in [0, 1])")
     precision: Literal["fp32", "bf16"] = knob("fp32", "bf16 = autocast to bfloat16")
     seed: int = knob(0, "seed of initialisation, data order, augmentation and dropout", identity=False)
     device: Literal["auto", "cpu", "cuda"] = knob("auto", "auto = cuda when available", identity=False)
@@ -204,15 +269,18 @@ class RunConfig:
     checkpoint_every: int = knob(500, "write checkpoint.pt every this many steps (and at each epoch end)", identity=False)
 
     def __post_init__(self) -> None:
-        if self.generator.arch == "unet" and self.data.image_size % 2 ** self.generator.depth:
+        if self.generator.arch in ("unet", "classic_unet") and self.data.image_size % 2 ** self.generator.depth:
             raise ConfigError(f"data.image_size: got {self.data.image_size}; generator.depth={self.generator.depth} "
                               f"needs a multiple of {2 ** self.generator.depth}")
         if self.generator.arch == "resnet18_unet" and self.data.image_size % 32:
             raise ConfigError(f"data.image_size: got {self.data.image_size}; resnet18_unet needs a multiple of 32")
-        n_layers = self.discriminator.n_layers
-        if self.discriminator.arch == "patchgan" and n_layers and self.data.image_size < 3 * 2 ** n_layers:
-            raise ConfigError(f"data.image_size: got {self.data.image_size}; discriminator.n_layers={n_layers} "
-                              f"needs at least {3 * 2 ** n_layers} for a non-empty patch map")
+        from bench.models.patchgan import min_patch_image_size  # here: bench.models imports this module
+        d = self.discriminator
+        min_size = min_patch_image_size(d.n_layers, d.last_stride)
+        if d.arch == "patchgan" and self.data.image_size < min_size:
+            raise ConfigError(f"data.image_size: got {self.data.image_size}; discriminator.n_layers={d.n_layers} "
+                              f"needs at least {min_size} for a non-empty patch map "
+                              f"(with discriminator.last_stride={d.last_stride})")
         if (self.discriminator.arch == "none") != (self.loss.adversarial == "none"):
             raise ConfigError("discriminator.arch / loss.adversarial: set both to none, or neither "
                               f"(got discriminator.arch={self.discriminator.arch}, loss.adversarial={self.loss.adversarial})")
@@ -232,7 +300,8 @@ class RunConfig:
 
     @property
     def out_channels(self) -> int:
-        return 2 if self.colour_space == "lab" else 3
+        """Lab colour spaces: a and b; otherwise R, G, B."""
+        return 2 if self.colour_space in AB_COLOUR_SPACES else 3
 
     @property
     def encoding(self) -> str:

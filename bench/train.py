@@ -243,7 +243,8 @@ def train_step(batch_rgb8, generator, discriminator, opt_g, opt_d, config: RunCo
     (D forward and backward), ``g_step`` (G's losses and backward) and ``optimizer`` (clipping
     and both optimiser steps), so ``colorbench perf`` times the very code a run executes.
     """
-    loss_cfg, clip = config.loss, config.optim.grad_clip_norm
+    loss_cfg, clip_g = config.loss, config.optim.grad_clip_norm
+    clip_d = clip_g if config.optim.grad_clip_scope == "both" else None  # scope generator: as seed report 000
     autocast = torch.autocast(batch_rgb8.device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
     with timer("data"):
         inputs, targets = encode(batch_rgb8, config.encoding)
@@ -266,8 +267,8 @@ def train_step(batch_rgb8, generator, discriminator, opt_g, opt_d, config: RunCo
             _check_finite(losses, run_dir, step)
             loss_d.backward()
         with timer("optimizer"):
-            if clip is not None:
-                torch.nn.utils.clip_grad_norm_(discriminator.parameters(), clip)
+            if clip_d is not None:
+                torch.nn.utils.clip_grad_norm_(discriminator.parameters(), clip_d)
             opt_d.step()
         _set_requires_grad(discriminator, False)
 
@@ -286,8 +287,8 @@ def train_step(batch_rgb8, generator, discriminator, opt_g, opt_d, config: RunCo
             loss_g.backward()
     if learns:
         with timer("optimizer"):
-            if clip is not None:
-                torch.nn.utils.clip_grad_norm_(generator.parameters(), clip)
+            if clip_g is not None:
+                torch.nn.utils.clip_grad_norm_(generator.parameters(), clip_g)
             opt_g.step()
     return {k: float(v.detach()) for k, v in losses.items()}
 

@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis.extra.numpy import arrays
 from skimage import color, data
 
-from bench.colour import decode, encode, grey_rgb8, lab_to_rgb, rgb_to_lab
+from bench.colour import decode, encode, grey_rgb8, input_rgb8, lab_to_rgb, rgb_to_lab
+from bench.config import load_config
 
 
 def to_batch(image_hwc: np.ndarray) -> torch.Tensor:
@@ -98,6 +99,31 @@ def test_encode_shapes_dtypes_and_targets(colour_space, channels):
     np.testing.assert_allclose(to_hwc(targets), expected, atol=1e-5)
 
 
+def test_lab_l100_ab128_sees_l_over_100_and_predicts_ab_over_128():
+    photo = PHOTOS["coffee"]
+    inputs, targets = encode(to_batch(photo), "lab_l100_ab128")
+    assert inputs.shape == (1, 1, *photo.shape[:2]) and targets.shape == (1, 2, *photo.shape[:2])
+    assert inputs.dtype == targets.dtype == torch.float32
+    lab = color.rgb2lab(photo)
+    np.testing.assert_allclose(inputs[0, 0].numpy(), lab[..., 0] / 100, atol=1e-6)
+    np.testing.assert_allclose(to_hwc(targets), lab[..., 1:] / 128, atol=1e-6)
+
+
+def test_lab_l100_ab128_ranges():
+    inputs, targets = encode(rgb_cube(step=5), "lab_l100_ab128")
+    assert inputs.min() == 0.0 and inputs.max() == pytest.approx(1.0, abs=1e-6)  # black and white
+    # sRGB's most extreme ab: b of pure blue, about -107.9, and a of magenta, about 98.2 (skimage)
+    extremes = color.rgb2lab(np.array([[[0, 0, 255], [255, 0, 255]]], np.uint8))
+    assert targets.min().item() == pytest.approx(extremes[0, 0, 2] / 128, abs=1e-6)
+    assert targets.abs().max() < 1
+
+
+def test_lab_l100_ab128_needs_two_output_channels():
+    assert load_config(None, ["colour_space=lab_l100_ab128"]).out_channels == 2
+    assert load_config(None, ["colour_space=lab"]).out_channels == 2
+    assert load_config(None, ["colour_space=rgb"]).out_channels == 3
+
+
 def test_l_input_spans_exactly_minus_one_to_one():
     inputs, _ = encode(rgb_cube(step=5), "lab")
     assert inputs.min() == -1.0 and inputs.max() == 1.0  # black and white
@@ -108,9 +134,10 @@ def test_l_input_spans_exactly_minus_one_to_one():
 @pytest.mark.parametrize("rgb8", [rgb_cube(step=5), *map(to_batch, PHOTOS.values())],
                          ids=["rgb_cube", *PHOTOS])
 def test_decode_inverts_encode(rgb8):
-    lab_round_trip = decode(*encode(rgb8, "lab"), "lab")
-    assert lab_round_trip.dtype == torch.uint8
-    assert (lab_round_trip.int() - rgb8.int()).abs().max() <= 1
+    for colour_space in ("lab", "lab_l100_ab128"):
+        lab_round_trip = decode(*encode(rgb8, colour_space), colour_space)
+        assert lab_round_trip.dtype == torch.uint8
+        assert (lab_round_trip.int() - rgb8.int()).abs().max() <= 1, colour_space
     assert torch.equal(decode(*encode(rgb8, "rgb"), "rgb"), rgb8)
 
 
@@ -118,8 +145,21 @@ def test_decode_inverts_encode(rgb8):
 @given(arrays(np.uint8, (2, 3, 3, 4)))
 def test_decode_inverts_encode_for_any_image(image):
     rgb8 = torch.from_numpy(image)
-    assert (decode(*encode(rgb8, "lab"), "lab").int() - rgb8.int()).abs().max() <= 1
+    for colour_space in ("lab", "lab_l100_ab128"):
+        assert (decode(*encode(rgb8, colour_space), colour_space).int() - rgb8.int()).abs().max() <= 1
     assert torch.equal(decode(*encode(rgb8, "rgb"), "rgb"), rgb8)
+
+
+def test_lab_l100_ab128_decodes_its_own_scaling():
+    """Outputs decoded as L * 100 and ab * 128, independently of encode: a known Lab colour comes back."""
+    lab = np.array([[[60.0, 40.0, -30.0], [30.0, -20.0, 50.0]]])
+    expected = np.round(color.lab2rgb(lab) * 255)
+    inputs = torch.from_numpy(lab[..., :1] / 100).float().permute(2, 0, 1)[None]
+    outputs = torch.from_numpy(lab[..., 1:] / 128).float().permute(2, 0, 1)[None]
+    decoded = to_hwc(decode(inputs, outputs, "lab_l100_ab128")).astype(int)
+    assert np.abs(decoded - expected).max() <= 1
+    pix2pix = to_hwc(decode(inputs, outputs, "lab")).astype(int)  # the other scaling gives other colours
+    assert np.abs(pix2pix - expected).max() > 10
 
 
 def test_decode_rounds_to_nearest_level():
@@ -145,6 +185,18 @@ def test_grey_rgb8_renders_lightness_as_neutral_grey():
 def test_grey_rgb8_returns_grey_images_unchanged():
     grey_levels = torch.arange(256, dtype=torch.uint8).expand(1, 3, 1, 256)
     assert torch.equal(grey_rgb8(encode(grey_levels, "lab")[0]), grey_levels)
+    assert torch.equal(grey_rgb8(encode(grey_levels, "lab_l100_ab128")[0], "lab_l100_ab128"), grey_levels)
+
+
+@pytest.mark.parametrize("colour_space", ["lab", "rgb", "lab_l100_ab128"])
+def test_input_rgb8_is_the_greyscale_of_the_photo(colour_space):
+    """skimage: lightness of the photo with a = b = 0, back to 8-bit; the same whatever the scaling."""
+    photo = PHOTOS["astronaut"]
+    lab = color.rgb2lab(photo)
+    lab[..., 1:] = 0
+    expected = np.round(color.lab2rgb(lab) * 255)
+    shown = to_hwc(input_rgb8(to_batch(photo), colour_space)).astype(int)
+    assert np.abs(shown - expected).max() <= 1
 
 
 def test_unknown_colour_space_is_rejected():

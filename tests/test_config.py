@@ -102,7 +102,8 @@ def _other_value(key, default):
                "data.dataset": "samples", "optim.betas": [0.9, 0.99], "optim.steps": 10,
                "optim.grad_clip_norm": 1.0, "data.test_fraction": 0.2, "optim.step_factor": 0.1,
                "generator.depth": 7, "generator.pretrained_encoder": True, "data.n_train": 10, "data.n_test": 5,
-               "data.task": "paired"}
+               "data.task": "paired", "optim.final_lr_fraction": 0.5, "generator.leaky_slope": 0.01,
+               "discriminator.leaky_slope": 0.01}
     if key in special:
         return special[key]
     if isinstance(default, bool):
@@ -122,6 +123,7 @@ def test_every_identity_field_changes_the_id():
                   "loss.adversarial": ["discriminator.arch=none"],
                   "generator.pretrained_encoder": ["generator.arch=resnet18_unet"],
                   "generator.depth": [], "data.image_size": ["generator.depth=5"],
+                  "optim.grad_clip_scope": ["optim.grad_clip_norm=1.0"],
                   "data.task": ["data.dataset=facades", "colour_space=rgb"]}
     base_id = config_id(RunConfig())
     checked = 0
@@ -132,6 +134,7 @@ def test_every_identity_field_changes_the_id():
         if value is None:  # strings with choices: take another allowed value
             value = {"generator.norm": "instance", "discriminator.norm": "instance", "loss.reconstruction": "l2",
                      "data.augmentation": "flip", "optim.schedule": "cosine", "colour_space": "rgb",
+                     "optim.grad_clip_scope": "generator",
                      "precision": "bf16"}[key]
         if key == "data.image_size":
             value = 32 * 9

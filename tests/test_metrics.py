@@ -1,4 +1,4 @@
-"""bench.metrics against scikit-image's PSNR, SSIM and rgb2lab, one value per image."""
+"""bench.metrics against scikit-image's PSNR, SSIM and rgb2lab and numpy's L1, one value per image."""
 import json
 import math
 
@@ -10,7 +10,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from torchmetrics.functional.image import structural_similarity_index_measure
 
 from bench.metrics import METRICS, PROTOCOLS, compute_metrics
-from bench.metrics.pixel import mse_ab, psnr_rgb8, ssim_rgb8
+from bench.metrics.pixel import l1_rgb8, mse_ab, psnr_rgb8, ssim_rgb8
 
 
 def to_batch(*images_hwc: np.ndarray) -> torch.Tensor:
@@ -85,11 +85,34 @@ def test_mse_ab_matches_skimage_rgb2lab(name):
     assert value.item() == pytest.approx(skimage_mse_ab(pred, target), rel=1e-9, abs=1e-4)
 
 
+def test_l1_matches_numpy_per_image():
+    names = list(PAIRS)
+    preds = [PAIRS[name][0] for name in names]
+    targets = [PAIRS[name][1] for name in names]
+    for shape in {pred.shape for pred in preds}:  # one batch per image size
+        batch = [i for i, pred in enumerate(preds) if pred.shape == shape]
+        value = l1_rgb8(to_batch(*(preds[i] for i in batch)), to_batch(*(targets[i] for i in batch)))
+        assert value.dtype == torch.float64 and value.shape == (len(batch),)
+        expected = [np.abs(preds[i].astype(float) - targets[i].astype(float)).mean() for i in batch]
+        np.testing.assert_allclose(value.numpy(), expected, rtol=1e-12, atol=0)
+
+
+def test_l1_is_on_the_0_to_255_scale_and_symmetric():
+    black = np.zeros((16, 16, 3), np.uint8)
+    half_white = black.copy()
+    half_white[:8] = 255  # half the pixels differ by 255 in every channel
+    assert l1_rgb8(to_batch(half_white), to_batch(black)).item() == 127.5
+    one_channel = black.copy()
+    one_channel[..., 1] = 30  # one channel of three differs by 30
+    assert l1_rgb8(to_batch(black), to_batch(one_channel)).item() == 10.0
+
+
 def test_identical_images_are_perfect():
     image = to_batch(*PAIRS["astronaut_noisy"])
-    values = compute_metrics(image, image.clone(), names=["psnr_rgb8", "ssim_rgb8", "mse_ab_rgb8"])
+    values = compute_metrics(image, image.clone(), names=["psnr_rgb8", "ssim_rgb8", "l1_rgb8", "mse_ab_rgb8"])
     assert values["psnr_rgb8"].tolist() == [math.inf, math.inf]
     torch.testing.assert_close(values["ssim_rgb8"], torch.ones(2, dtype=torch.float64), rtol=0, atol=1e-12)
+    assert values["l1_rgb8"].tolist() == [0.0, 0.0]
     assert values["mse_ab_rgb8"].tolist() == [0.0, 0.0]
 
 
@@ -100,7 +123,7 @@ def test_values_are_per_image():
     batched = compute_metrics(preds, targets)
     assert set(batched) == {name for name, metric in METRICS.items() if metric.takes == "images"}
     per_image = {name: values for name, values in batched.items() if METRICS[name].per_image}
-    assert set(per_image) == {"psnr_rgb8", "ssim_rgb8", "mse_ab_rgb8", "cf"}
+    assert set(per_image) == {"psnr_rgb8", "ssim_rgb8", "l1_rgb8", "mse_ab_rgb8", "cf"}
     for metric, values in per_image.items():
         assert values.shape == (2,) and values[0] != values[1], metric
         for index in range(2):

@@ -1,5 +1,6 @@
-"""Tests of bench.models: exact parameter counts of the reference pix2pix networks, forward
-equivalence with the reference U-Net, output shapes, initialisation and pretrained loading."""
+"""Tests of bench.models: exact parameter counts of the reference pix2pix networks and of the seed
+reports' variants, forward equivalence with the reference U-Net and with the classic U-Net as seed
+report 001 describes it, output shapes, receptive fields, initialisation and pretrained loading."""
 from __future__ import annotations
 
 import functools
@@ -7,12 +8,14 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 import torchvision
 from torch import nn
 
 from bench.config import ConfigError, DiscriminatorConfig, GeneratorConfig
-from bench.models import (PatchGAN, ResNet18UNet, UNet, build_discriminator, build_generator, count_parameters,
-                          init_weights)
+from bench.models import (ClassicUNet, PatchGAN, ResNet18UNet, UNet, build_discriminator, build_generator,
+                          count_parameters, init_weights)
+from bench.models.patchgan import min_patch_image_size, patch_map_side
 from bench.models.resnet_unet import default_weights_path
 
 WEIGHTS_FILE = "resnet18-f37072fd.pth"
@@ -26,6 +29,36 @@ def meta_count(cls, *args, **kwargs) -> int:
 
 def n_dropout(module: nn.Module) -> int:
     return sum(isinstance(m, nn.Dropout) for m in module.modules())
+
+
+def leaky_slopes(module: nn.Module) -> list[float]:
+    return [m.negative_slope for m in module.modules() if isinstance(m, nn.LeakyReLU)]
+
+
+class HandWrittenLeakyReLU(nn.Module):
+    """The definition of a leaky ReLU, independent of nn.LeakyReLU."""
+
+    def __init__(self, slope: float) -> None:
+        super().__init__()
+        self.slope = slope
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.where(x > 0, x, self.slope * x)
+
+
+def replace_leaky_relus(module: nn.Module, slope: float) -> nn.Module:
+    """``module`` with every nn.LeakyReLU replaced, in place, by HandWrittenLeakyReLU(slope)."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.LeakyReLU):
+            setattr(module, name, HandWrittenLeakyReLU(slope))
+        else:
+            replace_leaky_relus(child, slope)
+    return module
+
+
+# Seed report 002, Table I: unet_256 and the 70x70 PatchGAN on facades (RGB -> RGB, D sees 6 channels).
+# The reference implementation counts 3 more in G (the output biases) and 64 more in D (the first conv's biases).
+SEED_002_G, SEED_002_D = 54_413_952, 2_768_641
 
 
 # --------------------------------------------------------------------------------------
@@ -157,6 +190,124 @@ def test_unet_dropout_layers(depth, dropout, expected):
     assert n_dropout(UNet(1, 2, depth, ngf=4, dropout=dropout)) == expected
 
 
+def test_unet_without_output_bias_has_seed_002_count():
+    assert meta_count(UNet, 3, 3, 8, output_bias=False) == SEED_002_G
+    unet = UNet(1, 2, depth=5, ngf=4, output_bias=False)
+    outermost_up = unet.decoder[-1][1]
+    assert outermost_up.out_channels == 2 and outermost_up.bias is None
+    assert all(m.bias is not None for m in UNet(1, 2, depth=5, ngf=4).decoder[-1] if isinstance(m, nn.ConvTranspose2d))
+
+
+def test_unet_leaky_slope_sets_every_encoder_leaky_relu():
+    assert leaky_slopes(UNet(1, 2, depth=6, ngf=4)) == [0.2] * 5  # every encoder block but the innermost
+    assert leaky_slopes(UNet(1, 2, depth=6, ngf=4, leaky_slope=0.01)) == [0.01] * 5
+
+
+# --------------------------------------------------------------------------------------
+# ClassicUNet
+
+class RefClassicUNet(nn.Module):
+    """Oracle: seed report 001's U-Net at depth 2, written out flat from its description
+    (two 3x3 conv-BN-ReLU per block, max-pool, skip before pooling; bilinear x2 up-sampling,
+    1x1 conv halving the channels, skip concatenated first; 1x1 output conv, Tanh)."""
+
+    def __init__(self, in_channels, out_channels, ngf):
+        super().__init__()
+
+        def double_conv(c_in, c_out):
+            return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
+                                 nn.ReLU(inplace=True), nn.Conv2d(c_out, c_out, 3, padding=1, bias=False),
+                                 nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+
+        self.enc1, self.enc2 = double_conv(in_channels, ngf), double_conv(ngf, 2 * ngf)
+        self.bottom = double_conv(2 * ngf, 4 * ngf)
+        self.up2, self.dec2 = nn.Conv2d(4 * ngf, 2 * ngf, 1), double_conv(4 * ngf, 2 * ngf)
+        self.up1, self.dec1 = nn.Conv2d(2 * ngf, ngf, 1), double_conv(2 * ngf, ngf)
+        self.out = nn.Conv2d(ngf, out_channels, 1)
+
+    def forward(self, x):
+        def up(t):
+            return F.interpolate(t, scale_factor=2, mode="bilinear", align_corners=False)
+
+        e1 = self.enc1(x)
+        e2 = self.enc2(F.max_pool2d(e1, 2))
+        b = self.bottom(F.max_pool2d(e2, 2))
+        d2 = self.dec2(torch.cat([e2, self.up2(up(b))], 1))
+        d1 = self.dec1(torch.cat([e1, self.up1(up(d2))], 1))
+        return torch.tanh(self.out(d1))
+
+
+@pytest.mark.parametrize("norm", ["batch", "instance"])
+def test_classic_unet_parameter_count_from_layer_shapes(norm):
+    # Seed report 001 / Ronneberger et al.: widths 64, 128, 256, 512, bottleneck 1024; L in, ab out.
+    def conv(c_in, c_out, kernel, bias):
+        return c_in * c_out * kernel * kernel + (c_out if bias else 0)
+
+    def conv_block(c_in, c_out):  # two 3x3 convs, each followed by a norm: bias only with instance norm
+        norm_params = 2 * c_out if norm == "batch" else 0
+        bias = norm == "instance"
+        return conv(c_in, c_out, 3, bias) + norm_params + conv(c_out, c_out, 3, bias) + norm_params
+
+    encoder = conv_block(1, 64) + conv_block(64, 128) + conv_block(128, 256) + conv_block(256, 512)
+    bottleneck = conv_block(512, 1024)
+    # each up block: 1x1 conv 2c -> c, then a conv block on the skip (c) + the up-sampled map (c)
+    decoder = sum(conv(2 * c, c, 1, True) + conv_block(2 * c, c) for c in (512, 256, 128, 64))
+    head = conv(64, 2, 1, True)
+    expected = encoder + bottleneck + decoder + head
+    if norm == "batch":
+        assert expected == 28_947_586
+    assert meta_count(ClassicUNet, 1, 2, depth=4, ngf=64, norm=norm) == expected
+
+    # without skips each up block's first 3x3 conv sees c instead of 2c channels
+    lost = 9 * (512 * 512 + 256 * 256 + 128 * 128 + 64 * 64)
+    assert meta_count(ClassicUNet, 1, 2, depth=4, ngf=64, norm=norm, skip_connections=False) == expected - lost
+
+
+def test_classic_unet_forward_equals_seed_description():
+    torch.manual_seed(0)
+    reference = RefClassicUNet(1, 2, ngf=4)
+    unet = ClassicUNet(1, 2, depth=2, ngf=4)
+    ref_params, params = list(reference.parameters()), list(unet.parameters())
+    assert [p.shape for p in params] == [p.shape for p in ref_params]  # same parameters, in the same order
+    with torch.no_grad():
+        for p, ref_p in zip(params, ref_params):
+            p.copy_(ref_p + 0.1 * torch.randn_like(ref_p))  # random biases too, so each one is checked
+            ref_p.copy_(p)
+    x = torch.randn(2, 1, 16, 24)
+    for train in (True, False):  # batch statistics, then running statistics
+        reference.train(train)
+        unet.train(train)
+        torch.testing.assert_close(unet(x), reference(x))
+
+
+def test_classic_unet_output_shape_range_and_skips():
+    x = torch.randn(2, 1, 32, 48)
+    outputs = []
+    for skips in (True, False):
+        torch.manual_seed(0)
+        unet = ClassicUNet(1, 2, depth=3, ngf=4, skip_connections=skips)
+        with torch.no_grad():
+            unet.head[0].weight.mul_(100)  # pre-Tanh values far beyond +-1
+        outputs.append(unet(x))
+    assert outputs[0].shape == outputs[1].shape == (2, 2, 32, 48)
+    assert outputs[0].abs().max() <= 1 and outputs[0].min() < -0.9 and outputs[0].max() > 0.9
+    assert not torch.allclose(outputs[0], outputs[1])
+
+
+def test_classic_unet_has_no_dropout_and_paper_widths():
+    unet = ClassicUNet(1, 2, depth=4, ngf=64, norm="instance")
+    assert n_dropout(unet) == 0
+    widths = [m.out_channels for m in unet.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)]
+    assert widths[:10] == [64, 64, 128, 128, 256, 256, 512, 512, 1024, 1024]
+
+
+def test_classic_unet_rejects_bad_depth_and_sides():
+    with pytest.raises(ValueError, match="multiples of 16"):
+        ClassicUNet(1, 2, depth=4, ngf=4)(torch.zeros(1, 1, 32, 40))
+    with pytest.raises(ValueError, match="depth"):
+        ClassicUNet(1, 2, depth=0)
+
+
 # --------------------------------------------------------------------------------------
 # PatchGAN
 
@@ -174,6 +325,105 @@ def test_patchgan_output_map_size_on_256_input(n_layers, side):
     out = PatchGAN(6, n_layers=n_layers, ndf=8)(torch.randn(1, 6, 256, 256))
     assert out.shape == (1, 1, side, side)
     assert (out < 0).any()  # raw logits, no sigmoid
+
+
+@pytest.mark.parametrize("n_layers, in_ch, expected", [(3, 6, SEED_002_D), (0, 6, 9_024 - 64)])
+def test_patchgan_without_first_bias_drops_ndf_parameters(n_layers, in_ch, expected):
+    assert meta_count(PatchGAN, in_ch, n_layers=n_layers, first_bias=False) == expected
+    first_conv = PatchGAN(in_ch, n_layers=n_layers, ndf=4, first_bias=False)[0]
+    assert first_conv.in_channels == in_ch and first_conv.bias is None
+
+
+@pytest.mark.parametrize("n_layers, last_stride, side", [(3, 1, 30), (3, 2, 15)])
+def test_patchgan_last_stride_output_map_on_256_input(n_layers, last_stride, side):
+    # 30x30: pix2pix's 70x70 PatchGAN; 15x15: seed report 003's
+    torch.manual_seed(0)
+    out = PatchGAN(6, n_layers=n_layers, ndf=4, last_stride=last_stride)(torch.randn(1, 6, 256, 256))
+    assert out.shape == (1, 1, side, side)
+    assert patch_map_side(256, n_layers, last_stride) == side
+    assert meta_count(PatchGAN, 6, n_layers=3, last_stride=last_stride) == 2_768_705  # strides hold no parameters
+
+
+@pytest.mark.parametrize("n_layers, side", [(0, 256), (1, 126), (2, 62), (3, 30), (4, 14), (5, 6)])
+def test_patch_map_side_gives_the_reference_maps_on_256(n_layers, side):
+    assert patch_map_side(256, n_layers) == side
+
+
+@pytest.mark.parametrize("n_layers, last_stride", [(1, 1), (1, 2), (3, 1), (3, 2), (5, 1), (5, 2)])
+def test_min_patch_image_size_is_the_smallest_non_empty_map(n_layers, last_stride):
+    smallest = min_patch_image_size(n_layers, last_stride)
+    assert smallest == (3 if last_stride == 1 else 4) * 2 ** n_layers  # >= 3 px before two -1 px convs, or 2 before one
+    with torch.no_grad():
+        net = PatchGAN(1, n_layers=n_layers, ndf=2, norm="instance", last_stride=last_stride)
+        assert net(torch.zeros(1, 1, smallest, smallest)).shape[-1] == 1 == patch_map_side(smallest, n_layers, last_stride)
+    assert patch_map_side(smallest - 1, n_layers, last_stride) == 0
+
+
+def test_patchgan_refuses_last_stride_two_without_layers():
+    with pytest.raises(ValueError, match="last_stride"):
+        PatchGAN(3, n_layers=0, last_stride=2)
+    with pytest.raises(ValueError, match="last_stride"):
+        PatchGAN(3, n_layers=3, last_stride=3)
+
+
+def receptive_field_side(net: nn.Module, in_channels: int, size: int) -> int:
+    """Side of the input region one logit (a quarter in from the map's corner) depends on.
+
+    With every parameter a positive constant, in eval mode, every path from an input pixel to
+    the logit carries a positive gradient, so the gradient's support is the receptive field.
+    """
+    with torch.no_grad():
+        for p in net.parameters():
+            p.fill_(0.05)
+    net.eval()
+    x = torch.ones(1, in_channels, size, size, requires_grad=True)
+    out = net(x)
+    i = out.shape[-1] // 4
+    out[0, 0, i, i].backward()
+    rows = x.grad[0].abs().sum(dim=(0, 2)).nonzero().flatten()
+    cols = x.grad[0].abs().sum(dim=(0, 1)).nonzero().flatten()
+    assert 0 < rows.min() and rows.max() < size - 1  # the field lies inside the image: not clipped
+    assert (rows.max() - rows.min()).item() == (cols.max() - cols.min()).item()
+    assert len(rows) == rows.max() - rows.min() + 1  # contiguous
+    return (rows.max() - rows.min() + 1).item()
+
+
+@pytest.mark.parametrize("n_layers, last_stride, expected", [
+    (1, 1, 16), (3, 1, 70),  # pix2pix's published patch sizes
+    (3, 2, 94),  # seed report 003: 1 + 3 * (1 + 2 + 4 + 8 + 16), kernel 4 times the input step of each conv
+])
+def test_patchgan_receptive_field(n_layers, last_stride, expected):
+    net = PatchGAN(3, n_layers=n_layers, ndf=2, last_stride=last_stride)
+    assert receptive_field_side(net, 3, 256) == expected
+
+
+@pytest.mark.parametrize("n_layers", [0, 3])
+def test_patchgan_leaky_slope(n_layers):
+    assert leaky_slopes(PatchGAN(3, n_layers=n_layers, ndf=4)) == [0.2] * (2 if n_layers == 0 else n_layers + 1)
+    assert set(leaky_slopes(PatchGAN(3, n_layers=n_layers, ndf=4, leaky_slope=0.01))) == {0.01}
+
+
+# --------------------------------------------------------------------------------------
+# Leaky slope: a network built with slope s computes what it computes with the definition of a
+# leaky ReLU of slope s in place of its LeakyReLUs
+
+@pytest.mark.parametrize("make, in_channels", [
+    (lambda slope: UNet(1, 2, depth=5, ngf=4, leaky_slope=slope), 1),
+    (lambda slope: PatchGAN(3, n_layers=3, ndf=4, leaky_slope=slope), 3),
+    (lambda slope: PatchGAN(3, n_layers=0, ndf=4, leaky_slope=slope), 3),
+], ids=["unet", "patchgan", "pixelgan"])
+def test_leaky_slope_equals_hand_written_leaky_relu(make, in_channels):
+    slope = 0.01
+    x = torch.randn(2, in_channels, 32, 32)
+    torch.manual_seed(0)
+    built = make(slope).eval()
+    torch.manual_seed(0)
+    default = make(0.2).eval()  # the same weights: the slope draws no random numbers
+    with torch.no_grad():
+        default_out = default(x)
+        expected = replace_leaky_relus(default, slope)(x)
+        torch.testing.assert_close(built(x), expected, rtol=0, atol=0)
+    assert not torch.allclose(default_out, expected)  # the slope matters here
 
 
 @pytest.mark.parametrize("n_layers, norm, expected", [
@@ -310,6 +560,21 @@ def test_build_generator_unet_follows_config_and_is_initialised():
     assert n_dropout(build_generator(GeneratorConfig(ngf=8, dropout=False), 1, 2)) == 0
 
 
+def test_build_generator_passes_unet_output_bias_and_leaky_slope():
+    generator = build_generator(GeneratorConfig(depth=5, ngf=4, output_bias=False, leaky_slope=0.01), 1, 2)
+    assert generator.decoder[-1][1].bias is None
+    assert set(leaky_slopes(generator)) == {0.01}
+
+
+def test_build_generator_classic_unet_follows_config_and_is_initialised():
+    cfg = GeneratorConfig(arch="classic_unet", depth=3, ngf=8, norm="instance", dropout=False, skip_connections=False)
+    generator = build_generator(cfg, 1, 2)
+    assert isinstance(generator, ClassicUNet)
+    expected = ClassicUNet(1, 2, depth=3, ngf=8, norm="instance", skip_connections=False)
+    assert [p.shape for p in generator.parameters()] == [p.shape for p in expected.parameters()]
+    assert conv_weight_std(generator) == pytest.approx(0.02, rel=0.05)
+
+
 def test_build_generator_resnet_initialises_the_decoder_only(torch_home):
     state = save_weights(torch_home / "hub" / "checkpoints" / WEIGHTS_FILE)
     generator = build_generator(GeneratorConfig(arch="resnet18_unet", pretrained_encoder=True), 1, 3)
@@ -330,6 +595,13 @@ def test_build_discriminator():
     assert count_parameters(discriminator) == count_parameters(PatchGAN(3, n_layers=1, ndf=16))
     assert discriminator[0].in_channels == 3  # as given by the caller
     assert conv_weight_std(discriminator) == pytest.approx(0.02, rel=0.05)
+
+
+def test_build_discriminator_passes_seed_knobs():
+    cfg = DiscriminatorConfig(ndf=4, leaky_slope=0.01, first_bias=False, last_stride=2)
+    discriminator = build_discriminator(cfg, 6)
+    assert discriminator[0].bias is None and set(leaky_slopes(discriminator)) == {0.01}
+    assert discriminator(torch.zeros(1, 6, 256, 256)).shape == (1, 1, 15, 15)
 
 
 def test_count_parameters_counts_frozen_parameters_too():

@@ -34,7 +34,7 @@ def test_paired_encoding_needs_six_channels():
     with pytest.raises(ValueError,
                        match=r"rgb8: expected a uint8 tensor shaped \(B, 6, H, W\); got torch.uint8 \(2, 3, 4, 4\)"):
         encode(random_pairs()[:, :3], "paired")
-    with pytest.raises(ValueError, match="allowed: lab, rgb, paired"):
+    with pytest.raises(ValueError, match="allowed: lab, rgb, lab_l100_ab128, paired"):
         encode(random_pairs(), "hsv")
 
 

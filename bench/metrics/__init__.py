@@ -26,8 +26,8 @@ from .histogram import LAB_BINS, histogram_intersection_lab
 from .inputs import check_pair
 from .kid import kernel_distance
 from .perceptual import lpips_distance
-from .pixel import (DATA_RANGE, SSIM_BORDER, SSIM_K1, SSIM_K2, SSIM_KERNEL_SIZE, SSIM_SIGMA, mse_ab, psnr_rgb8,
-                    ssim_rgb8)
+from .pixel import (DATA_RANGE, SSIM_BORDER, SSIM_K1, SSIM_K2, SSIM_KERNEL_SIZE, SSIM_SIGMA, l1_rgb8, mse_ab,
+                    psnr_rgb8, ssim_rgb8)
 
 FID_INCEPTION = "fid_inception"
 LPIPS_ALEX = "lpips_alex"
@@ -78,6 +78,10 @@ METRICS: dict[str, Metric] = {
         "implementation": "torchmetrics structural_similarity_index_measure map, cropped; float64",
         "reference": "skimage.metrics.structural_similarity(channel_axis=-1, gaussian_weights=True, "
                      "sigma=1.5, use_sample_covariance=False, data_range=255)",
+    }),
+    "l1_rgb8": Metric(l1_rgb8, True, "images", {
+        "input": _INPUT, "channels": "R, G, B", "units": "8-bit levels, 0..255",
+        "reduction": "per image, mean absolute difference over channels and pixels", "identical_images": 0,
     }),
     "mse_ab_rgb8": Metric(mse_ab, True, "images", {
         "input": _INPUT, "colour_space": _LAB, "channels": "a, b", "units": "Lab units squared",

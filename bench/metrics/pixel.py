@@ -1,4 +1,4 @@
-"""Per-image pixel metrics of 8-bit sRGB images: PSNR, SSIM, and the MSE of the CIELAB ab channels.
+"""Per-image pixel metrics of 8-bit sRGB images: PSNR, SSIM, L1, and the MSE of the CIELAB ab channels.
 
 Every function takes two uint8 tensors shaped (B, 3, H, W) (prediction, ground truth) and
 returns one float64 value per image, shaped (B,).  Computation is in float64.
@@ -56,6 +56,15 @@ def ssim_rgb8(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         data_range=DATA_RANGE, k1=SSIM_K1, k2=SSIM_K2, reduction="none", return_full_image=True)
     inner = ssim_map[..., SSIM_BORDER:-SSIM_BORDER, SSIM_BORDER:-SSIM_BORDER]
     return inner.mean(dim=(1, 2, 3))
+
+
+def l1_rgb8(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-image mean absolute difference of the 8-bit values (0..255), over the three channels and all pixels.
+
+    Lower is better; identical images give 0.
+    """
+    pred64, target64 = _as_float64(pred, target)
+    return (pred64 - target64).abs().mean(dim=(1, 2, 3))
 
 
 def mse_ab(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

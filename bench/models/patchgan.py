@@ -1,9 +1,35 @@
 """The pix2pix PatchGAN discriminator (reference ``NLayerDiscriminator`` and ``PixelDiscriminator``)."""
 from __future__ import annotations
 
+import itertools
+
 from torch import nn
 
 from bench.models.norm import conv_bias, norm_layer
+
+KERNEL, PADDING = 4, 1  # every convolution of the n_layers >= 1 PatchGAN
+
+
+def patch_map_side(image_size: int, n_layers: int, last_stride: int = 1) -> int:
+    """Side of the logit map a PatchGAN gives on an ``image_size`` square input; 0 when the map is empty.
+
+    Follows the convolutions' arithmetic, out = floor((in + 2*PADDING - KERNEL) / stride) + 1:
+    ``n_layers`` stride-2 convolutions, one of stride ``last_stride``, then the stride-1 output one.
+    The n_layers 0 PixelGAN keeps the input's side.
+    """
+    if n_layers == 0:
+        return image_size
+    side = image_size
+    for stride in (2,) * n_layers + (last_stride, 1):
+        side = (side + 2 * PADDING - KERNEL) // stride + 1
+        if side < 1:
+            return 0
+    return side
+
+
+def min_patch_image_size(n_layers: int, last_stride: int = 1) -> int:
+    """Smallest input side for which a PatchGAN's logit map is not empty (3 * 2**n_layers with last_stride 1)."""
+    return next(size for size in itertools.count(1) if patch_map_side(size, n_layers, last_stride) > 0)
 
 
 class PatchGAN(nn.Sequential):
@@ -12,33 +38,46 @@ class PatchGAN(nn.Sequential):
     ``n_layers`` >= 1 is the reference's ``NLayerDiscriminator``: 4x4 convolutions with
     widths ndf * min(2**n, 8), stride 2 except the last two; receptive fields are 16, 34,
     70, 142 and 286 pixels for n_layers 1 to 5, and a 256x256 input gives a 126, 62, 30, 14
-    or 6 pixel side map.  ``n_layers`` = 0 is the reference's ``PixelDiscriminator``
-    (1x1 convolutions, one logit per pixel).
+    or 6 pixel side map.  ``last_stride`` 2 makes the last ndf*k convolution (the one before
+    the output convolution) stride 2 too, as seed report 003 did: at n_layers 3 that gives
+    94-pixel patches (1 + 3 * (1 + 2 + 4 + 8 + 16): each 4x4 convolution widens the field by 3
+    of its input steps) and a 15x15 map on 256x256 (see :func:`patch_map_side`).  ``n_layers`` = 0 is the reference's
+    ``PixelDiscriminator`` (1x1 convolutions, one logit per pixel), where only ``last_stride`` 1
+    exists.  ``leaky_slope`` is the LeakyReLUs' negative slope; ``first_bias`` False drops the
+    first convolution's bias (seed report 002's count).
     """
 
-    def __init__(self, in_channels: int, n_layers: int = 3, ndf: int = 64, norm: str = "batch") -> None:
+    def __init__(self, in_channels: int, n_layers: int = 3, ndf: int = 64, norm: str = "batch",
+                 leaky_slope: float = 0.2, first_bias: bool = True, last_stride: int = 1) -> None:
         if n_layers < 0:
             raise ValueError(f"PatchGAN n_layers: got {n_layers}; allowed: >= 0")
-        layers = _pixel_layers(in_channels, ndf, norm) if n_layers == 0 else _patch_layers(in_channels, n_layers, ndf, norm)
+        if last_stride not in (1, 2) or (n_layers == 0 and last_stride != 1):
+            raise ValueError(f"PatchGAN last_stride: got {last_stride}; allowed: 1, or 2 with n_layers >= 1")
+        if n_layers == 0:
+            layers = _pixel_layers(in_channels, ndf, norm, leaky_slope, first_bias)
+        else:
+            layers = _patch_layers(in_channels, n_layers, ndf, norm, leaky_slope, first_bias, last_stride)
         super().__init__(*layers)
 
 
-def _patch_layers(in_channels: int, n_layers: int, ndf: int, norm: str) -> list[nn.Module]:
+def _patch_layers(in_channels: int, n_layers: int, ndf: int, norm: str, leaky_slope: float, first_bias: bool,
+                  last_stride: int) -> list[nn.Module]:
     bias = conv_bias(norm)
-    layers = [nn.Conv2d(in_channels, ndf, kernel_size=4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+    layers = [nn.Conv2d(in_channels, ndf, KERNEL, stride=2, padding=PADDING, bias=first_bias), nn.LeakyReLU(leaky_slope)]
     width = ndf
     for n in range(1, n_layers + 1):
         next_width = ndf * min(2 ** n, 8)
-        stride = 2 if n < n_layers else 1  # with the output conv, the last two keep the resolution (-1 px each)
-        layers += [nn.Conv2d(width, next_width, kernel_size=4, stride=stride, padding=1, bias=bias),
-                   norm_layer(norm, next_width), nn.LeakyReLU(0.2)]
+        # the reference keeps the resolution in the last one (-1 px) and, with the output conv, gets 70x70 patches
+        stride = 2 if n < n_layers else last_stride
+        layers += [nn.Conv2d(width, next_width, KERNEL, stride=stride, padding=PADDING, bias=bias),
+                   norm_layer(norm, next_width), nn.LeakyReLU(leaky_slope)]
         width = next_width
-    layers.append(nn.Conv2d(width, 1, kernel_size=4, stride=1, padding=1))
+    layers.append(nn.Conv2d(width, 1, KERNEL, stride=1, padding=PADDING))
     return layers
 
 
-def _pixel_layers(in_channels: int, ndf: int, norm: str) -> list[nn.Module]:
+def _pixel_layers(in_channels: int, ndf: int, norm: str, leaky_slope: float, first_bias: bool) -> list[nn.Module]:
     bias = conv_bias(norm)
-    return [nn.Conv2d(in_channels, ndf, kernel_size=1), nn.LeakyReLU(0.2),
-            nn.Conv2d(ndf, ndf * 2, kernel_size=1, bias=bias), norm_layer(norm, ndf * 2), nn.LeakyReLU(0.2),
+    return [nn.Conv2d(in_channels, ndf, kernel_size=1, bias=first_bias), nn.LeakyReLU(leaky_slope),
+            nn.Conv2d(ndf, ndf * 2, kernel_size=1, bias=bias), norm_layer(norm, ndf * 2), nn.LeakyReLU(leaky_slope),
             nn.Conv2d(ndf * 2, 1, kernel_size=1, bias=bias)]  # the reference's output conv: bias only with instance norm

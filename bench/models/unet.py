@@ -25,11 +25,14 @@ class UNet(nn.Module):
     multiples of ``2**depth``.  Widths are ngf, ngf*2, ngf*4 and then ngf*8 down to the
     innermost block.  ``dropout`` adds Dropout(0.5) to the ``depth - 5`` ngf*8 decoder blocks
     between the innermost one and the ngf*4 one.  ``skip_connections=False`` gives the
-    paper's encoder-decoder: the same blocks without the concatenations.
+    paper's encoder-decoder: the same blocks without the concatenations.  ``output_bias``
+    False drops the outermost up convolution's bias (seed report 002's count), and
+    ``leaky_slope`` is the negative slope of the encoder's LeakyReLUs (the reference's 0.2).
     """
 
     def __init__(self, in_channels: int, out_channels: int, depth: int, ngf: int = 64,
-                 norm: str = "batch", dropout: bool = True, skip_connections: bool = True) -> None:
+                 norm: str = "batch", dropout: bool = True, skip_connections: bool = True,
+                 output_bias: bool = True, leaky_slope: float = 0.2) -> None:
         super().__init__()
         if depth < MIN_DEPTH:
             raise ValueError(f"UNet depth: got {depth}; allowed: >= {MIN_DEPTH}")
@@ -43,10 +46,10 @@ class UNet(nn.Module):
         # output both feeds the next block and is the skip (the reference's in-place
         # LeakyReLU also rewrites the tensor it concatenates).  The outermost block has no
         # norm, the innermost neither norm nor activation.
-        encoder = [nn.Sequential(DownConv(in_channels, widths[0], bias), nn.LeakyReLU(0.2))]
+        encoder = [nn.Sequential(DownConv(in_channels, widths[0], bias), nn.LeakyReLU(leaky_slope))]
         for level in range(1, depth - 1):
             encoder.append(nn.Sequential(DownConv(widths[level - 1], widths[level], bias),
-                                         norm_layer(norm, widths[level]), nn.LeakyReLU(0.2)))
+                                         norm_layer(norm, widths[level]), nn.LeakyReLU(leaky_slope)))
         encoder.append(nn.Sequential(DownConv(widths[-2], widths[-1], bias)))
         self.encoder = nn.ModuleList(encoder)
 
@@ -60,7 +63,7 @@ class UNet(nn.Module):
             if dropout and 3 < level < depth - 1:  # ngf*8 blocks between the ngf*4 one (level 3) and the innermost
                 block.append(nn.Dropout(0.5))
             decoder.append(nn.Sequential(*block))
-        decoder.append(nn.Sequential(nn.ReLU(), UpConv(widths[0] * concat, out_channels, bias=True), nn.Tanh()))
+        decoder.append(nn.Sequential(nn.ReLU(), UpConv(widths[0] * concat, out_channels, bias=output_bias), nn.Tanh()))
         self.decoder = nn.ModuleList(decoder)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

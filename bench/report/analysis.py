@@ -24,7 +24,8 @@ VALIDATION_SPLITS = ("val", "validation")
 DEFAULT_SELECTION_METRICS = ("psnr_rgb8", "ssim_rgb8")
 # Which way is better, for choosing nuisance settings and naming the best variant (DDColor marks CF as higher-better).
 HIGHER_IS_BETTER = {"psnr_rgb8": True, "ssim_rgb8": True, "mse_ab_rgb8": False, "cf": True, "delta_cf": False,
-                    "hist_isect_lab": True, "lpips_alex": False, "fid_inception_pt": False, "kid_inception_pt": False}
+                    "hist_isect_lab": True, "lpips_alex": False, "fid_inception_pt": False, "kid_inception_pt": False,
+                    "l1_rgb8": False}
 SECTION_COLUMNS = ["dataset", "split", "fixed"]  # one table section per evaluation set and fixed-axes setting
 
 
@@ -205,11 +206,11 @@ def _compare(reported: pd.DataFrame, n_resamples: int, seed: int) -> pd.DataFram
         for variant, arm in group[~group["is_baseline"]].groupby("variant", sort=True):
             rows.append({"dataset": dataset, "split": split, "fixed": fixed, "variant": variant,
                          "variant_position": arm["variant_position"].iloc[0], "metric": metric,
-                         **_difference(arm, baseline, n_resamples, seed)})
+                         **compare_arms(arm, baseline, n_resamples, seed)})
     return _sorted(pd.DataFrame(rows, columns=columns))
 
 
-def _difference(arm: pd.DataFrame, baseline: pd.DataFrame, n_resamples: int, seed: int) -> dict:
+def compare_arms(arm: pd.DataFrame, baseline: pd.DataFrame, n_resamples: int, seed: int) -> dict:
     """Paired bootstrap + Wilcoxon over the images both arms scored, else Welch over seeds."""
     paired = _paired_values(arm, baseline)
     if paired is not None:

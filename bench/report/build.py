@@ -29,7 +29,8 @@ from bench.report.design import Design, design_from_configs, design_of_ablation
 from bench.report.published import PublishedTable, load_published, published_markdown
 from bench.report.stats import BOOTSTRAP_SEED, N_RESAMPLES
 from bench.report.tables import csv_text, finding, latex, markdown
-from bench.sweep.ablation import load_ablation
+from bench.sweep.ablation import Ablation, load_ablation
+from bench.sweep.profiles import FULL
 from bench.sweep.results import AblationResults
 
 # file -> draw(analysis, collection, results folder, path) -> whether there was anything to draw
@@ -58,12 +59,12 @@ def aggregate_command(results: str | Path = "results", out: str | Path | None = 
 
 def report_command(targets: list[str] | tuple[str, ...] = (), results: str | Path = "results",
                    out: str | Path = "reports", select_by: str | None = None,
-                   n_resamples: int | None = None) -> int:
+                   n_resamples: int | None = None, profile: str = FULL) -> int:
     """Write ``out/<ablation>/`` for each target (default: every group under ``results``) and ``out/README.md``."""
     out = Path(out)
     published = load_published()
     with _printed_warnings():
-        for root in report_roots(targets, Path(results)):
+        for root in report_roots(targets, Path(results), profile):
             collection = collect(root)
             if collection.metrics.empty:
                 raise ConfigError(f"{root}: no run directories here")
@@ -96,8 +97,8 @@ def write_report(collection: Collection, group: str, results: Path, out: Path, p
     if select_by is not None and select_by not in set(frame["metric"].dropna()):
         raise ConfigError(f"--select-by {select_by}: no run of {group} recorded it; recorded: "
                           + ", ".join(sorted(set(frame["metric"].dropna()))))
-    analysis = analyse(frame, design_for(results / collection.folders[group], group, frame), select_by,
-                       n_resamples, seed)
+    folder = results / collection.folders[group]
+    analysis = analyse(frame, design_for(folder, group, frame), select_by, n_resamples, seed)
     out.mkdir(parents=True, exist_ok=True)
     drawn = []
     for name, draw in FIGURES.items():
@@ -105,7 +106,12 @@ def write_report(collection: Collection, group: str, results: Path, out: Path, p
             drawn.append(name)
         else:
             (out / name).unlink(missing_ok=True)  # a figure of an earlier report that has nothing to show now
-    rundir.write_text(out / "table.md", markdown(analysis, published, drawn, published_link))
+    table = markdown(analysis, published, drawn, published_link)
+    study = study_of(folder, group)
+    if study is not None:  # a study file's report shows its published table and claims beside ours
+        from bench.reproduce.output import write_reproduction
+        table += "\n" + write_reproduction(study, analysis, out, published, n_resamples, seed)
+    rundir.write_text(out / "table.md", table)
     rundir.write_text(out / "table.csv", csv_text(analysis))
     rundir.write_text(out / "table.tex", latex(analysis))
     runs = analysis.runs
@@ -118,14 +124,21 @@ def write_report(collection: Collection, group: str, results: Path, out: Path, p
 
 def design_for(folder: Path, group: str, frame) -> Design:
     """The design of the ablation in ``folder`` (the group's folder) when it has one, else one derived from configs."""
-    if (folder / "ablation.yaml").exists():
-        try:
-            ablation = AblationResults(folder).read_snapshot()
-        except (ConfigError, yaml.YAMLError):  # collect has warned about it; the runs are compared by config
-            return design_from_configs(group, frame)
-        if ablation.name == group:
-            return design_of_ablation(ablation)
-    return design_from_configs(group, frame)
+    ablation = study_of(folder, group, with_reproduce=False)
+    return design_of_ablation(ablation) if ablation is not None else design_from_configs(group, frame)
+
+
+def study_of(folder: Path, group: str, with_reproduce: bool = True) -> Ablation | None:
+    """The ablation swept into ``folder`` as ``group`` (only one with a ``reproduce`` block, by default)."""
+    if not (folder / "ablation.yaml").exists():
+        return None
+    try:
+        ablation = AblationResults(folder).read_snapshot()
+    except (ConfigError, yaml.YAMLError):  # collect has warned about it; the runs are compared by config
+        return None
+    if ablation.name != group or (with_reproduce and "reproduce" not in ablation.document):
+        return None
+    return ablation
 
 
 def write_index(out: Path, published: list[PublishedTable]) -> Path:
@@ -150,7 +163,7 @@ def write_index(out: Path, published: list[PublishedTable]) -> Path:
 
 # ---------------------------------------------------------------------------------------
 
-def report_roots(targets: list[str] | tuple[str, ...], results: Path) -> list[Path]:
+def report_roots(targets: list[str] | tuple[str, ...], results: Path, profile: str = FULL) -> list[Path]:
     """The results folder of each target: an ablation file, a results folder, or a folder name under ``results``."""
     if not targets:
         if not results.is_dir():
@@ -161,7 +174,7 @@ def report_roots(targets: list[str] | tuple[str, ...], results: Path) -> list[Pa
     for target in targets:
         path = Path(target)
         if path.is_file():
-            path = results / load_ablation(path).name
+            path = results / load_ablation(path, profile=profile).name
             if not path.is_dir():
                 raise ConfigError(f"{target}: no results at {path}; run `colorbench sweep {target}` first")
         elif not path.is_dir():

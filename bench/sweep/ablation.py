@@ -33,9 +33,13 @@ from typing import Any
 
 
 from bench.config import (ConfigError, RunConfig, apply_overrides, config_from_dict, config_to_dict,
-                          describe_fields, flatten_keys, parse_override, read_yaml, run_id)
+                          describe_fields, flatten_keys, parse_override, run_id)
+from bench.sweep.profiles import FULL, read_study, select_profile
 
-TOP_LEVEL_KEYS = ("name", "description", "base", "grid", "seeds", "baseline", "roles", "slurm")
+# profile: which profile of a study file this expanded document is (see bench.sweep.profiles);
+# reproduce: how the study maps onto its published table (read by bench.reproduce).
+TOP_LEVEL_KEYS = ("name", "description", "base", "grid", "seeds", "baseline", "roles", "slurm", "profile",
+                  "reproduce")
 ROLES = ("scientific", "nuisance", "fixed")
 SLURM_KEYS = ("partition", "time", "gpus", "cpus", "mem", "constraint", "account", "qos", "array_parallelism",
               "max_num_timeout", "signal_delay_s", "extra")
@@ -112,13 +116,13 @@ class Ablation:
     document: dict  # the file's contents with --set applied to base (what a results folder keeps)
 
 
-def load_ablation(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Ablation:
-    """Read, validate and expand an ablation file; ``overrides`` (``key=value``) change its base."""
+def load_ablation(path: str | Path, overrides: list[str] | tuple[str, ...] = (), profile: str = FULL) -> Ablation:
+    """Read, validate and expand an ablation file at ``profile``; ``overrides`` (``key=value``) change its base."""
     path = Path(path)
-    data = read_yaml(path, "ablation file", AblationError)
+    data, presets = read_study(path)
     if not isinstance(data, dict):
         raise AblationError(f"{path}: expected a mapping with the keys {', '.join(TOP_LEVEL_KEYS)}")
-    return parse_ablation(data, str(path), overrides)
+    return parse_ablation(select_profile(data, profile, presets, str(path)), str(path), overrides)
 
 
 def parse_ablation(data: dict, source: str, overrides: list[str] | tuple[str, ...] = ()) -> Ablation:
@@ -127,6 +131,8 @@ def parse_ablation(data: dict, source: str, overrides: list[str] | tuple[str, ..
         raise AblationError(f"{source}: {message}")
 
     unknown = sorted(str(k) for k in set(data) - set(TOP_LEVEL_KEYS))
+    if "profiles" in data:
+        fail("profiles: a study file's profiles are chosen with --profile (load_ablation), not parsed here")
     if unknown:
         fail(f"unknown key {unknown[0]!r}; allowed keys: {', '.join(TOP_LEVEL_KEYS)}")
     name = data.get("name")

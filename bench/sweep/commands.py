@@ -5,6 +5,7 @@ from pathlib import Path
 
 from bench.config import ConfigError
 from bench.sweep.ablation import Ablation, load_ablation
+from bench.sweep.profiles import FULL
 from bench.sweep.results import AblationResults
 from bench.sweep.status import collect_status, format_table
 from bench.sweep.submit import describe_plan, plan_sweep, resolve_executor, submit, wait_for
@@ -15,9 +16,10 @@ EXIT_RUNS_FAILED = 1
 
 def sweep_command(file: str | Path, executor: str = "auto", dry_run: bool = False, max_parallel: int | None = None,
                   results: str | Path = "results", overrides: list[str] | tuple[str, ...] = (),
-                  rerun_failed: bool = False, max_num_timeout: int | None = None, wait: bool = False) -> int:
+                  rerun_failed: bool = False, max_num_timeout: int | None = None, wait: bool = False,
+                  profile: str = FULL) -> int:
     """Expand, check and submit an ablation; 1 when a run of it has failed (after waiting, for local/debug)."""
-    ablation = load_ablation(file, overrides)
+    ablation = load_ablation(file, overrides, profile)
     folder = AblationResults(Path(results) / ablation.name)
     executor = resolve_executor(executor)
     plan = plan_sweep(ablation, folder, rerun_failed)
@@ -41,9 +43,9 @@ def sweep_command(file: str | Path, executor: str = "auto", dry_run: bool = Fals
 
 
 def status_command(target: str | Path | None = None, results: str | Path = "results",
-                   overrides: list[str] | tuple[str, ...] = ()) -> int:
+                   overrides: list[str] | tuple[str, ...] = (), profile: str = FULL) -> int:
     """Print the status table of an ablation file's runs, of a results folder, or of every ablation in ``results``."""
-    sections = _ablations(target, Path(results), list(overrides))
+    sections = _ablations(target, Path(results), list(overrides), profile)
     any_failed = False
     for ablation, folder in sections:
         folder.check_conflicts(ablation.runs)
@@ -54,8 +56,8 @@ def status_command(target: str | Path | None = None, results: str | Path = "resu
     return EXIT_RUNS_FAILED if any_failed else EXIT_OK
 
 
-def _ablations(target: str | Path | None, results: Path,
-               overrides: list[str]) -> list[tuple[Ablation, AblationResults]]:
+def _ablations(target: str | Path | None, results: Path, overrides: list[str],
+               profile: str) -> list[tuple[Ablation, AblationResults]]:
     if target is None:
         folders = sorted(p for p in results.glob("*/ablation.yaml")) if results.is_dir() else []
         if not folders:
@@ -64,7 +66,7 @@ def _ablations(target: str | Path | None, results: Path,
     elif Path(target).is_dir():
         target_folders = [AblationResults(target)]
     elif Path(target).is_file():
-        ablation = load_ablation(target, overrides)
+        ablation = load_ablation(target, overrides, profile)
         return [(ablation, AblationResults(results / ablation.name))]
     else:
         raise ConfigError(f"{target}: no such ablation file or results folder")

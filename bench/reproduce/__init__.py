@@ -1,0 +1,1 @@
+"""``colorbench reproduce``: a study file run through the sweep machinery, rendered beside its published table."""

@@ -1,0 +1,96 @@
+"""``colorbench reproduce NAME``: sweep a study file at a profile, then render it beside its published table.
+
+A study is an ablation file with a ``reproduce`` block (see ``bench.reproduce.study``) in the
+studies folder (default: the repository's ``ablations/``).  Submission is the sweep's
+(finished runs are skipped, so running it again only renders); the report is the ablation
+report of ``colorbench report`` with the reproduction files beside it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+import bench
+from bench.config import ConfigError
+from bench.report.build import report_command
+from bench.report.published import load_published
+from bench.reproduce.output import MARKDOWN_FILE
+from bench.reproduce.study import parse_study
+from bench.sweep.ablation import load_ablation
+from bench.sweep.commands import sweep_command
+from bench.sweep.profiles import PRESETS_FILE, available_profiles, read_study
+
+
+def default_studies_folder() -> Path:
+    """The repository's ``ablations/`` (beside the package), else ``./ablations``."""
+    beside_package = Path(bench.__file__).resolve().parents[1] / "ablations"
+    return beside_package if beside_package.is_dir() else Path("ablations")
+
+
+def study_files(folder: Path) -> list[Path]:
+    """The ablation files of ``folder`` that have a ``reproduce`` block, by name."""
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: no such studies folder; give --studies DIR")
+    files = []
+    for path in sorted(folder.glob("*.yaml")):
+        if path.name == PRESETS_FILE:
+            continue
+        try:
+            data = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as err:
+            raise ConfigError(f"{path}: cannot be read as YAML ({err})") from None
+        if isinstance(data, dict) and "reproduce" in data:
+            files.append(path)
+    return files
+
+
+def find_study(name: str, folder: Path) -> Path:
+    """The study file ``name`` names: a path, or a study's name in ``folder``."""
+    if Path(name).is_file():
+        return Path(name)
+    files = study_files(folder)
+    by_name = {path.stem: path for path in files}
+    if name not in by_name:
+        raise ConfigError(f"reproduce {name}: no such study in {folder}; the studies are: {', '.join(by_name)} "
+                          "(colorbench reproduce --list)")
+    return by_name[name]
+
+
+def list_command(folder: Path) -> int:
+    """Print every study: name, what it reproduces, runs per profile."""
+    published = load_published()
+    print(f"{'study':34s} {'runs full/cpu':>14s}  reproduces")
+    for path in study_files(folder):
+        data, presets = read_study(path)
+        profiles = available_profiles(data, presets)
+        counts = []
+        for profile in ("full", "cpu"):
+            counts.append(str(len(load_ablation(path, profile=profile).runs)) if profile in profiles else "-")
+        study = parse_study(load_ablation(path), published)
+        print(f"{path.stem:34s} {'/'.join(counts):>14s}  {study.title}")
+    presets = folder / PRESETS_FILE
+    names = ["full", *sorted(yaml.safe_load(presets.read_text()) or {})] if presets.is_file() else ["full"]
+    print(f"\nprofiles: {', '.join(names)}; study files in {folder}")
+    return 0
+
+
+def reproduce_command(name: str, profile: str = "full", executor: str = "auto", results: str | Path = "results",
+                      out: str | Path = "reports", dry_run: bool = False, max_parallel: int | None = None,
+                      folder: Path | None = None, n_resamples: int | None = None,
+                      overrides: list[str] | tuple[str, ...] = ()) -> int:
+    """Sweep the study ``name`` at ``profile`` (skipping finished runs), then write and print its reproduction."""
+    path = find_study(name, folder or default_studies_folder())
+    ablation = load_ablation(path, overrides, profile)
+    parse_study(ablation, load_published())  # a bad reproduce block fails before anything is submitted
+    code = sweep_command(path, executor, dry_run, max_parallel, results, overrides, profile=profile)
+    if dry_run:
+        return code
+    root = Path(results) / ablation.name
+    if not any(root.glob("*/config.yaml")):
+        print(f"reproduce {ablation.name}: no run has started yet; run this command again to render it")
+        return code
+    report_command([str(root)], results, out, n_resamples=n_resamples)
+    print()
+    print((Path(out) / ablation.name / MARKDOWN_FILE).read_text())
+    return code
