@@ -32,7 +32,7 @@ class AssetError(RuntimeError):
 
 @dataclass(frozen=True)
 class Asset:
-    """One weight file: its download URL, its sha256 (in full, or the prefix its file name carries) and its use."""
+    """One weight file: its download URL, its full sha256 and its use."""
 
     name: str
     url: str
@@ -48,10 +48,13 @@ ASSETS: dict[str, Asset] = {asset.name: asset for asset in (
     # pytorch-fid's port of the TF Inception of 2015-12-05 (95,628,359 bytes); the name carries the first 8 hex digits
     Asset("fid_inception", FID_WEIGHTS_URL, "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2",
           "fid_inception_pt, kid_inception_pt"),
-    # torchvision names its files <arch>-<first 8 hex digits of the sha256>.pth
-    Asset("resnet18", torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url, "f37072fd",
+    # torchvision names its files <arch>-<first 8 hex digits of the sha256>.pth; 8 digits are no check, the full
+    # digest is (resnet18-f37072fd.pth: 46,830,571 bytes; alexnet-owt-7be5be79.pth: 244,408,911 bytes)
+    Asset("resnet18", torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url,
+          "f37072fd47e89c5e827621c5baffa7500819f7896bbacec160b1a16c560e07ec",
           "generator.pretrained_encoder of resnet18_unet"),
-    Asset("alexnet", torchvision.models.AlexNet_Weights.IMAGENET1K_V1.url, "7be5be79", "lpips_alex (backbone)"),
+    Asset("alexnet", torchvision.models.AlexNet_Weights.IMAGENET1K_V1.url,
+          "7be5be791159472b1fbf3c69796f7cb30dca7ad8466c2df70058c37116cdee02", "lpips_alex (backbone)"),
 )}
 
 
@@ -66,15 +69,14 @@ def asset_path(name: str, directory: str | Path | None = None) -> Path:
 
 
 def verify(path: Path, asset: Asset) -> None:
-    """Raise AssetError naming ``path`` unless its sha256 is (or starts with) ``asset.sha256``."""
+    """Raise AssetError naming ``path`` unless its sha256 is ``asset.sha256``."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while chunk := handle.read(CHUNK_BYTES):
             digest.update(chunk)
     actual = digest.hexdigest()
-    if not actual.startswith(asset.sha256):
-        raise AssetError(f"{path}: sha256 {actual} does not match {asset.name}'s {asset.sha256}"
-                         f"{'' if len(asset.sha256) == 64 else '...'} (from {asset.url})")
+    if actual != asset.sha256:
+        raise AssetError(f"{path}: sha256 {actual} does not match {asset.name}'s {asset.sha256} (from {asset.url})")
 
 
 def status(directory: str | Path | None = None) -> list[tuple[Asset, Path, bool]]:

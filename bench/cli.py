@@ -7,10 +7,11 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-import torch
-
+# Light modules only: every command, --help included, loads this module; torch and the data,
+# model and training modules are imported inside the commands that use them.
 from .config import ConfigError, DataConfig, RunConfig, config_id, describe_fields, dump_config, load_config, run_id
-from .data import AUGMENTATIONS, BENCHMARK_DATASETS
+from .names import AUGMENTATIONS, BENCHMARK_DATASETS
+from . import reproducible
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -19,7 +20,8 @@ EXIT_FAILED = 1
 def _config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="YAML config file (a run's config.yaml works too)")
     parser.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
-                        help="override one field, e.g. --set generator.skip_connections=false (repeatable)")
+                        help="override one field, e.g. --set generator.skip_connections=false; a list as a,b or "
+                        "[a,b] (repeatable)")
 
 
 def _load(args: argparse.Namespace, base: str | Path | None = None) -> RunConfig:
@@ -32,36 +34,51 @@ def demo_config_path() -> Path:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    return _train_until_signal(_load(args), _out_folder(args.out))[1]
+
+
+def _train_until_signal(config: RunConfig, out: Path) -> tuple[dict | None, int]:
+    """Train; SIGINT/SIGTERM save the current step and stop (exit 130/143) instead of killing the run."""
+    from .interrupts import StopOnSignal, StoppedAtOnce
     from .train import train
-    config = _load(args)
-    summary = train(config, args.out)
+    with StopOnSignal() as stop:
+        try:
+            summary = train(config, out, stop_requested=stop.requested)
+        except StoppedAtOnce as stopped:
+            print("colorbench: stopped at once; rerun the same command to continue from the last checkpoint",
+                  file=sys.stderr)
+            return None, 128 + stopped.signum
     _print_summary(summary)
-    return 0
+    return summary, stop.exit_code if summary["state"] != "done" else 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .train import train
     config = load_config(args.config or demo_config_path(), args.overrides)
-    out = Path(args.out) / run_id(config)
+    out = _out_folder(args.out) / run_id(config)
     print(f"colorbench demo: run {run_id(config)} -> {out}", file=sys.stderr)
-    summary = train(config, out)
-    _print_summary(summary)
-    if summary["state"] == "done":
+    summary, code = _train_until_signal(config, out)
+    if summary is not None and summary["state"] == "done":
         from .report.build import folder_report
         print(f"  report         {folder_report(Path(args.out), Path(args.out) / 'report')}")
-    return 0
+    return code
 
 
 def _print_summary(summary: dict) -> None:
     run_dir = Path(summary["run_dir"])
     if summary["state"] != "done":
-        print(f"stopped at step {summary['step']}/{summary['total_steps']}; run again to continue: {run_dir}")
+        print(f"stopped at step {summary['step']} of {summary['total_steps']}; rerun the same command to continue "
+              f"({run_dir / 'checkpoint.pt'})", file=sys.stderr)
         return
     metrics = summary["metrics"]
     print(f"run {summary['run_id']} done after {summary['step']} steps")
     for name in ("psnr_rgb8", "ssim_rgb8", "l1_rgb8", "mse_ab_rgb8"):
         if name in metrics:
             print(f"  {name:12s} {metrics[name]:.4f}")
+    from .baselines import grey_input_values
+    grey = grey_input_values(run_dir)  # the trivial baseline on the same test images (bench/baselines.py)
+    for name in ("psnr_rgb8", "ssim_rgb8"):
+        if isinstance(grey.get(name), (int, float)):
+            print(f"  grey input {name:12s} {grey[name]:.4f}  (copying the grey input, a = b = 0)")
     samples = sorted((run_dir / "samples").glob("*.png"))
     print(f"  run directory  {run_dir}")
     print(f"  metrics        {run_dir / 'metrics.jsonl'}")
@@ -70,6 +87,8 @@ def _print_summary(summary: dict) -> None:
 
 
 def cmd_params(args: argparse.Namespace) -> int:
+    import torch
+
     from .models import build_networks, count_parameters
     config = _load(args)
     generator, discriminator = build_networks(config)
@@ -176,7 +195,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_aggregate(args: argparse.Namespace) -> int:
     from .report.build import aggregate_command
-    return aggregate_command(args.results_dir, args.out)
+    return aggregate_command(args.results_dir, _out_folder(args.out) if args.out else None)
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
@@ -188,8 +207,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if args.name is None:
         raise ConfigError("reproduce: name a study (colorbench reproduce --list shows them)")
     try:
-        return reproduce_command(args.name, args.profile, args.executor, args.results, args.out, args.dry_run,
-                                 args.max_parallel, folder, args.resamples, args.overrides)
+        return reproduce_command(args.name, args.profile, args.executor, args.results, _out_folder(args.out),
+                                 args.dry_run, args.max_parallel, folder, args.resamples, args.overrides)
     except SubmissionError as err:
         print(f"colorbench: error: {err}", file=sys.stderr)
         return EXIT_FAILED
@@ -197,7 +216,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from .report.build import report_command
-    return report_command(args.ablations, args.results, args.out, args.select_by, args.resamples, args.profile)
+    return report_command(args.ablations, args.results, _out_folder(args.out), args.select_by, args.resamples,
+                          args.profile)
 
 
 def _profile_arg(parser: argparse.ArgumentParser) -> None:
@@ -223,6 +243,10 @@ def _fields_epilog() -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="colorbench", description="Benchmark and ablation suite for "
                                      "pix2pix-style colourisation GANs.")
+    parser.add_argument("--reproducible", action="store_true",
+                        help="pin the CPU math libraries' code paths (AVX2 kernels in torch, oneDNN and MKL; "
+                        "2 threads) so CPU runs give the same digits on any x86-64 machine, at a cost in speed; also "
+                        "COLORBENCH_REPRODUCIBLE=1 (see the README: Reproducible numbers across machines)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     formatter = argparse.RawDescriptionHelpFormatter
 
@@ -420,17 +444,78 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``colorbench`` and ``python -m bench``; returns the exit code."""
-    from .data import DatasetError
-    from .train import TrainingFailed
     args = build_parser().parse_args(argv)
     try:
+        if args.reproducible or reproducible.requested():  # before any command imports torch
+            reproducible.apply(reexec=argv is None)
         return args.func(args)
-    except (ConfigError, DatasetError) as err:
-        print(f"colorbench: error: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except TrainingFailed as err:
-        print(f"colorbench: run failed: {err}", file=sys.stderr)
-        return EXIT_FAILED
+    except KeyboardInterrupt:  # Ctrl-C outside training (train and demo save the step and stop by themselves)
+        print("colorbench: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:
+        if isinstance(err, (ConfigError, reproducible.ReproducibleModeError)) or _raised(
+                err, "bench.data.errors", "DatasetError"):
+            print(f"colorbench: error: {err}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        if _raised(err, "bench.train", "TrainingFailed"):
+            print(f"colorbench: run failed: {err}", file=sys.stderr)
+            return EXIT_FAILED
+        os_error = _file_system_error(err)
+        if os_error is not None:  # a full disk, a read-only folder, a name too long, a file where a folder goes ...
+            print(f"colorbench: error: {_describe_os_error(os_error)}", file=sys.stderr)
+            return EXIT_FAILED if os_error.errno in _environment_errnos() else EXIT_BAD_INPUT
+        raise
+
+
+def _out_folder(path: str | Path) -> Path:
+    """``--out``: a folder, made if need be; never an existing file."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--out {path}: exists and is not a directory")
+    return path
+
+
+def _file_errnos() -> set[int]:
+    import errno
+    return {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENAMETOOLONG, errno.ENOTDIR,
+            errno.EISDIR, errno.EEXIST, errno.ENOENT, errno.ELOOP, errno.EIO, errno.EFBIG, errno.EMFILE}
+
+
+def _environment_errnos() -> set[int]:
+    """The machine's trouble rather than the command's input: exit 1 (failed), not 2 (bad input)."""
+    import errno
+    return {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG, errno.EMFILE}
+
+
+def _file_system_error(err: BaseException) -> OSError | None:
+    """The file-system ``OSError`` behind ``err``: itself, or one in its chain (torch.save raises a RuntimeError
+    whose context is the ENOSPC of the write)."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno in _file_errnos():
+            return err
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def _describe_os_error(err: OSError) -> str:
+    """``<path>: <what the OS says>`` (both paths of a rename; the bare reason when no path is known)."""
+    reason = err.strerror or str(err)
+    if err.filename is None:
+        return reason
+    if getattr(err, "filename2", None) is not None:
+        return f"{err.filename} -> {err.filename2}: {reason}"
+    return f"{err.filename}: {reason}"
+
+
+def _raised(err: Exception, module: str, name: str) -> bool:
+    """Whether ``err`` is ``module.name``, without importing ``module`` (and torch with it) for every command.
+
+    An exception class of a module that was never imported cannot have been raised.
+    """
+    loaded = sys.modules.get(module)
+    return loaded is not None and isinstance(err, getattr(loaded, name))
 
 
 if __name__ == "__main__":

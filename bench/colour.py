@@ -14,9 +14,10 @@ photo, both RGB in [-1, 1].
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
+
+# defined without torch for bench.config; re-exported here
+from bench.colour_spaces import AB_COLOUR_SPACES, COLOUR_SPACES, ENCODINGS, LAB_SCALINGS, LabScaling  # noqa: F401
 
 # scikit-image's sRGB -> XYZ matrix and D65 / 2° white point; XYZ -> sRGB is its inverse,
 # computed in float64 as scikit-image does.
@@ -25,29 +26,6 @@ _XYZ_FROM_RGB = torch.tensor([[0.412453, 0.357580, 0.180423],
                               [0.019334, 0.119193, 0.950227]], dtype=torch.float64)
 _RGB_FROM_XYZ = torch.linalg.inv(_XYZ_FROM_RGB)
 _WHITE_D65 = torch.tensor([0.95047, 1.0, 1.08883], dtype=torch.float64)
-
-
-@dataclass(frozen=True)
-class LabScaling:
-    """How a colourisation colour space scales CIELAB for the networks.
-
-    Input: L / l_divisor - l_offset.  Target: ab / ab_divisor, or, when ab_divisor is None,
-    the RGB image scaled to [-1, 1].
-    """
-
-    l_divisor: float
-    l_offset: float
-    ab_divisor: float | None
-
-
-LAB_SCALINGS = {
-    "lab": LabScaling(l_divisor=50.0, l_offset=1.0, ab_divisor=110.0),  # pix2pix (Isola et al. 2017)
-    "rgb": LabScaling(l_divisor=50.0, l_offset=1.0, ab_divisor=None),
-    "lab_l100_ab128": LabScaling(l_divisor=100.0, l_offset=0.0, ab_divisor=128.0),
-}
-COLOUR_SPACES = tuple(LAB_SCALINGS)
-AB_COLOUR_SPACES = tuple(name for name, scaling in LAB_SCALINGS.items() if scaling.ab_divisor is not None)
-ENCODINGS = (*COLOUR_SPACES, "paired")
 
 
 def _mix_channels(matrix: torch.Tensor, image: torch.Tensor) -> torch.Tensor:

@@ -7,9 +7,11 @@ what a run computes, so they are left out of the config id.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -18,8 +20,11 @@ from typing import Any, Literal, get_args, get_origin
 
 import yaml
 
-from bench.colour import AB_COLOUR_SPACES
-from bench.metrics import METRICS
+# light modules only: every submitted job and every CLI call imports this one (no torch, torchmetrics, ...)
+from bench import yamlio
+from bench.colour_spaces import AB_COLOUR_SPACES
+from bench.names import METRIC_NAMES
+from bench.patch_geometry import min_patch_image_size
 
 
 class ConfigError(ValueError):
@@ -36,6 +41,10 @@ def knob(default: Any, doc: str, identity: bool = True) -> Any:
 
 
 LEAKY_SLOPE = 0.2  # pix2pix's LeakyReLU negative slope, in the U-Net's encoder and in the PatchGAN
+SEED_LIMIT = 2 ** 63  # seeds are 0 <= seed < 2**63: torch.manual_seed takes 64 bits, numpy and run ids no sign
+INT_LIMIT = 2 ** 63  # every integer knob fits a signed 64-bit integer, as torch and numpy need it
+MAX_IMAGE_SIZE = 8192
+MAX_BATCH_SIZE = 65536
 
 
 @dataclass(frozen=True)
@@ -149,12 +158,15 @@ class DataConfig:
         "flip+jitter", "jitter = resize to round(1.117*size) then random crop (286 -> 256)")
     batch_size: int = knob(1, "images per step")
     min_side: int = knob(32, "images whose shorter side is below this are skipped")
-    greyscale_chroma: float = knob(2.0, "images whose mean (max-min over RGB) is at most this (0..255) are greyscale and skipped")
+    greyscale_chroma: float = knob(2.0, "images whose mean (max-min over RGB), measured after removing the image's "
+                                   "mean tint, is at most this (0..255) are greyscale and skipped")
     cache_dir: str | None = knob(None, "decoded-image cache; default $COLORBENCH_CACHE or ~/.cache/colorbench", identity=False)
 
     def __post_init__(self) -> None:
         _positive("data.image_size", self.image_size)
+        _at_most("data.image_size", self.image_size, MAX_IMAGE_SIZE)
         _positive("data.batch_size", self.batch_size)
+        _at_most("data.batch_size", self.batch_size, MAX_BATCH_SIZE)
         _positive("data.min_side", self.min_side)
         _non_negative("data.greyscale_chroma", self.greyscale_chroma)
         if not 0.0 < self.test_fraction < 1.0:
@@ -236,7 +248,7 @@ class EvalConfig:
     every_epochs: int = knob(10, "evaluate on the test split every this many epochs (0 = only at the end)", identity=False)
     n_sample_images: int = knob(4, "test images shown in each samples/ grid", identity=False)
     train_mode_inference: bool = knob(False, "evaluate with dropout and batch statistics on, as pix2pix's test script does")
-    metrics: tuple[str, ...] = knob(tuple(METRICS), "metrics recorded at each evaluation (see Metrics); those whose "
+    metrics: tuple[str, ...] = knob(METRIC_NAMES, "metrics recorded at each evaluation (see Metrics); those whose "
                                     "weights are absent are recorded as unavailable", identity=False)
     weights_dir: str | None = knob(None, "folder of the metric weight files (FID Inception, AlexNet); default "
                                    "torch's hub cache, TORCH_HOME/hub/checkpoints", identity=False)
@@ -244,11 +256,31 @@ class EvalConfig:
     def __post_init__(self) -> None:
         _non_negative("eval.every_epochs", self.every_epochs)
         _non_negative("eval.n_sample_images", self.n_sample_images)
-        unknown = [name for name in self.metrics if name not in METRICS]
+        unknown = [name for name in self.metrics if name not in METRIC_NAMES]
         if unknown:
-            raise ConfigError(f"eval.metrics: unknown {', '.join(unknown)}; allowed: {', '.join(METRICS)}")
+            raise ConfigError(f"eval.metrics: unknown {', '.join(unknown)}; allowed: {', '.join(METRIC_NAMES)}")
         if len(set(self.metrics)) != len(self.metrics):
             raise ConfigError(f"eval.metrics: {list(self.metrics)} names a metric twice")
+
+
+TrackerName = Literal["none", "tensorboard", "wandb", "mlflow"]
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    tracker: TrackerName | tuple[TrackerName, ...] = knob(
+        (), "experiment trackers each run mirrors stats.jsonl, metrics.jsonl and its sample grids to: none, "
+        "or one or a list of tensorboard, wandb, mlflow (needs the trackers extra; see Watch a sweep live); "
+        "a tracker that fails is a warning, never a failed run", identity=False)
+    tracker_dir: str | None = knob(None, "folder of the trackers' files (TensorBoard events, MLflow store, W&B "
+                                   "offline runs); default: trackers/ beside the run directory, i.e. "
+                                   "RESULTS/ABLATION/trackers", identity=False)
+
+    def __post_init__(self) -> None:  # one name or a list; stored as a tuple without none
+        names = (self.tracker,) if isinstance(self.tracker, str) else tuple(self.tracker)
+        if len(set(names)) != len(names):
+            raise ConfigError(f"log.tracker: {list(names)} names a tracker twice")
+        object.__setattr__(self, "tracker", tuple(name for name in names if name != "none"))
 
 
 @dataclass(frozen=True)
@@ -259,6 +291,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    log: LogConfig = field(default_factory=LogConfig)
     colour_space: Literal["lab", "rgb", "lab_l100_ab128"] = knob(
         "lab", "lab: predict ab from L (pix2pix: L/50-1, ab/110); rgb: predict RGB in [-1, 1] from L (L/50-1); "
         "lab_l100_ab128: predict ab/128 (in [-1, 1]) from L/100 (in [0, 1])")
@@ -269,12 +302,13 @@ class RunConfig:
     checkpoint_every: int = knob(500, "write checkpoint.pt every this many steps (and at each epoch end)", identity=False)
 
     def __post_init__(self) -> None:
+        if not (isinstance(self.seed, int) and 0 <= self.seed < SEED_LIMIT):
+            raise ConfigError(f"seed: got {self.seed}; allowed: 0 <= seed < 2**63")
         if self.generator.arch in ("unet", "classic_unet") and self.data.image_size % 2 ** self.generator.depth:
             raise ConfigError(f"data.image_size: got {self.data.image_size}; generator.depth={self.generator.depth} "
                               f"needs a multiple of {2 ** self.generator.depth}")
         if self.generator.arch == "resnet18_unet" and self.data.image_size % 32:
             raise ConfigError(f"data.image_size: got {self.data.image_size}; resnet18_unet needs a multiple of 32")
-        from bench.models.patchgan import min_patch_image_size  # here: bench.models imports this module
         d = self.discriminator
         min_size = min_patch_image_size(d.n_layers, d.last_stride)
         if d.arch == "patchgan" and self.data.image_size < min_size:
@@ -310,13 +344,26 @@ class RunConfig:
 
 
 def _positive(name: str, value: float) -> None:
+    _finite(name, value)
     if not value > 0:
         raise ConfigError(f"{name}: got {value}; allowed: a number > 0")
 
 
 def _non_negative(name: str, value: float) -> None:
+    _finite(name, value)
     if not value >= 0:
         raise ConfigError(f"{name}: got {value}; allowed: a number >= 0")
+
+
+def _at_most(name: str, value: int, maximum: int) -> None:
+    if value > maximum:
+        raise ConfigError(f"{name}: got {value}; allowed: 1..{maximum}")
+
+
+def _finite(name: str, value: float) -> None:
+    """Infinities and nan are refused: a run would fail or silently do nothing with them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{name}: got {value}; allowed: a finite number")
 
 
 # ---------------------------------------------------------------------------------------
@@ -326,8 +373,37 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+def _split_list(name: str, text: str, args: tuple) -> list | str:
+    """A comma-separated string as the list it stands for: "a, b" -> ["a", "b"], "" -> [].
+
+    Items of a ``str`` element stay text; others are read as YAML scalars ("0.5" -> 0.5,
+    "3" -> 3), as ``--set`` reads a whole value.
+    """
+    if not text.strip():
+        return []
+    items = [item.strip() for item in text.split(",")]
+    if not all(items):
+        raise ConfigError(f"{name}: got {text!r}; allowed: a list, or its items separated by commas (none empty)")
+    elements = (args[0],) * len(items) if args[-1] is Ellipsis else args
+    if len(elements) != len(items):
+        return text  # not a list of that length: the caller's check names the value
+    return [item if element is str else _yaml_scalar(item) for item, element in zip(items, elements)]
+
+
+def _yaml_scalar(text: str) -> Any:
+    try:
+        return yamlio.loads(text)
+    except yamlio.YamlError:
+        return text  # left to the element's check, which names the value
+
+
 def _coerce(name: str, value: Any, tp: Any) -> Any:
-    """Check ``value`` against the annotation ``tp``; return it converted (lists -> tuples, '1e-4' -> float)."""
+    """Check ``value`` against the annotation ``tp``; return it converted (lists -> tuples, '1e-4' -> float).
+
+    A list field (``tuple[X, ...]`` or ``tuple[X, Y]``) also takes its items as one comma-separated
+    string, so ``--set eval.metrics=psnr_rgb8,ssim_rgb8`` is ``--set eval.metrics=[psnr_rgb8,ssim_rgb8]``
+    and an empty string is the empty list.
+    """
     origin = get_origin(tp)
     if origin is Literal:
         allowed = get_args(tp)
@@ -341,10 +417,18 @@ def _coerce(name: str, value: Any, tp: Any) -> Any:
             if type(None) in args:
                 return None
             raise ConfigError(f"{name}: got null; a value is required")
-        (inner,) = [a for a in args if a is not type(None)]
-        return _coerce(name, value, inner)
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) > 1:  # one value or a list of them (log.tracker): the error of the form given
+            listed = isinstance(value, (list, tuple))
+            inner.sort(key=lambda option: (get_origin(option) is tuple) != listed)
+            for option in inner[1:]:
+                with contextlib.suppress(ConfigError):
+                    return _coerce(name, value, option)
+        return _coerce(name, value, inner[0])
     if origin is tuple:
         args = get_args(tp)
+        if isinstance(value, str):  # "a,b" (as --set key=a,b gives) is the list [a, b]
+            value = _split_list(name, value, args)
         if len(args) == 2 and args[1] is Ellipsis:  # tuple[X, ...]: a list of any length
             if not isinstance(value, (list, tuple)):
                 raise ConfigError(f"{name}: got {value!r}; allowed: a list")
@@ -358,17 +442,20 @@ def _coerce(name: str, value: Any, tp: Any) -> Any:
         raise ConfigError(f"{name}: got {value!r}; allowed: true, false")
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
-            return value
+            return value  # its range: the field's own check, then _from_dict's 64-bit one
         raise ConfigError(f"{name}: got {value!r}; allowed: an integer")
     if tp is float:
+        number = None
         if isinstance(value, str):  # PyYAML reads 2e-4 (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
+            with contextlib.suppress(ValueError):
+                number = float(value)
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise ConfigError(f"{name}: got {value!r}; allowed: a number")
+            with contextlib.suppress(OverflowError):  # an integer beyond float's range
+                number = float(value)
+        if number is None:
+            raise ConfigError(f"{name}: got {value!r}; allowed: a number")
+        _finite(name, number)  # also 'inf', '.inf' and 'nan', which YAML and float() read
+        return number
     if tp is str:
         if isinstance(value, str):
             return value
@@ -389,7 +476,12 @@ def _from_dict(cls: type, data: Any, prefix: str = "") -> Any:
         raise ConfigError(f"unknown config key {where}{unknown[0]!s}; allowed keys{' of ' + prefix if prefix else ''}: "
                           + ", ".join(names))
     kwargs = {k: _coerce(f"{prefix}.{k}" if prefix else k, v, hints[k]) for k, v in data.items()}
-    return cls(**kwargs)
+    config = cls(**kwargs)  # the fields' own checks first: they name the allowed range
+    for key, value in kwargs.items():
+        if isinstance(value, int) and not isinstance(value, bool) and not -INT_LIMIT < value < INT_LIMIT:
+            raise ConfigError(f"{prefix + '.' if prefix else ''}{key}: got {value}; allowed: an integer of "
+                              "magnitude below 2**63")
+    return config
 
 
 def config_from_dict(data: dict) -> RunConfig:
@@ -407,7 +499,8 @@ def _identity_dict(config: Any) -> dict:
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
         if dataclasses.is_dataclass(value):
-            out[f.name] = _identity_dict(value)
+            if section := _identity_dict(value):  # a section of only non-identity fields (log) leaves ids as they were
+                out[f.name] = section
         elif f.metadata.get("identity", True):
             out[f.name] = list(value) if isinstance(value, tuple) else value
     return out
@@ -444,9 +537,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not all(path):
         raise ConfigError(f"--set {text!r}: empty key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"--set {text!r}: value is not valid YAML ({err})") from None
+        value = yamlio.loads(raw, "value") if raw.strip() else None
+    except yamlio.YamlError as err:
+        raise ConfigError(f"--set {text!r}: {err}") from None
     return path, value
 
 
@@ -466,13 +559,14 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 
 
 def read_yaml(path: Path, what: str, error: type[ConfigError] = ConfigError) -> Any:
-    """The parsed YAML of ``path``; ``error`` naming the file when it cannot be read or parsed."""
+    """The parsed YAML of ``path`` (``bench.yamlio``: no anchors, aliases or duplicate keys, UTF-8 only);
+    ``error`` naming the file, and the line and column of a problem, when it cannot be read or parsed."""
     try:
-        return yaml.safe_load(path.read_text())
+        return yamlio.read(path)
     except OSError as err:
-        raise error(f"{path}: cannot read {what} ({err.strerror})") from None
-    except yaml.YAMLError as err:
-        raise error(f"{path}: not valid YAML ({err})") from None
+        raise error(f"{path}: cannot read {what} ({err.strerror or err})") from None
+    except yamlio.YamlError as err:
+        raise error(str(err)) from None
 
 
 def read_config_file(path: str | Path) -> dict:

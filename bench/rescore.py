@@ -4,7 +4,9 @@ New metrics apply to old runs without retraining: the generator is rebuilt from 
 config.yaml, loaded from its checkpoint (``weights_only=True``), and its outputs are
 regenerated exactly as the evaluation during training made them (same seed, batch size and
 inference mode).  The records are appended to the run's metrics.jsonl with
-``"source": "eval"`` and the dataset they were scored on.
+``"source": "eval"`` and the dataset they were scored on, followed by the grey-input baseline's
+records (``"source": "grey_input"``, :mod:`bench.baselines`) of each metric the run has none of
+yet for those test images (another dataset, a metric added later).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from pathlib import Path
 import torch
 
 from . import rundir
+from .baselines import record_grey_input
 from .checkpoint import CHECKPOINT_FILE, load_checkpoint
 from .config import ConfigError, DataConfig, RunConfig, apply_overrides, config_from_dict, read_config_file
 from .data import prepare_data
@@ -51,14 +54,17 @@ def rescore(run_dir: str | Path, *, dataset: str | None = None, metrics: list[st
     generator.load_state_dict(state["generator"])
     generator.to(device)
     data = prepare_data(config.data)
-    outputs = evaluation_outputs(generator, data.network_images("test", config.data.task), config, device,
-                                 state["step"])
+    test_images = data.network_images("test", config.data.task)
+    outputs = evaluation_outputs(generator, test_images, config, device, state["step"])
     setup = dataclasses.replace(scoring_setup(config, device), stand_ins=dict(stand_ins or {}))
     records = metric_records(outputs, data.test, data.test_ids, config.eval.metrics, setup,
                              dataset=dataset_identity(data.manifest), split="test", step=state["step"],
                              epoch=None, source="eval")
     for record in records:
         rundir.append_jsonl(run_dir / "metrics.jsonl", record)
+    record_grey_input(run_dir, test_images, data.test, data.test_ids, config.eval.metrics, setup,
+                      encoding=config.encoding, dataset=dataset_identity(data.manifest), split="test",
+                      step=state["step"], epoch=None)
     return records
 
 

@@ -2,8 +2,13 @@
 
 A plain function of plain values (importable and picklable, for submitit).  Calling it
 again on the same directory continues from ``checkpoint.pt``; an interrupted and resumed
-CPU run ends bitwise-identical to an uninterrupted one, because data order and
-augmentation are derived from (seed, step) and every RNG and optimiser state is saved.
+CPU run ends bitwise-identical to an uninterrupted one in every file (stats.jsonl's timing
+fields, ``bench.rundir.TIMING_FIELDS``, aside), because data order and augmentation are
+derived from (seed, step) and every RNG, optimiser and half-filled stats window is saved.
+
+Only one process trains a directory at a time (``bench.rundir.locked``), and a directory
+whose files are not this run's (a checkpoint of another run, logs without config.yaml) or
+are damaged is refused with one line naming the file, never continued into a mixture.
 """
 from __future__ import annotations
 
@@ -19,12 +24,12 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-import yaml
 from tqdm import tqdm
 
 from . import rundir
 from .allocator import retain_freed_memory
-from .checkpoint import CHECKPOINT_FILE, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .baselines import is_grey_input, record_grey_input
+from .checkpoint import CHECKPOINT_FILE, load_checkpoint, rng_state, save_checkpoint, seed_all, set_rng_state
 from .colour import encode
 from .config import ConfigError, RunConfig, config_id, config_to_dict, run_id
 from .data import augment, prepare_data
@@ -32,6 +37,7 @@ from .evaluate import colourise, save_sample_grid
 from .losses import adversarial_loss, reconstruction_loss
 from .models import build_networks
 from .schedules import build_scheduler
+from .trackers import Trackers, open_trackers
 from .scoring import dataset_identity, metric_records, scoring_setup
 
 EVAL_BATCH_SIZE = 16
@@ -86,24 +92,34 @@ def train(config: RunConfig, run_dir: str | Path, stop_after_step: int | None = 
     every step; when it returns true the call ends the same way at that step (a preempted
     job saves the step it is at, not the last periodic checkpoint).  A run that already has DONE
     returns its summary without training.  A non-finite loss writes FAILED and raises
-    :class:`TrainingFailed`.
+    :class:`TrainingFailed`.  A directory another process is training, or whose files belong to
+    another run or are damaged, raises :class:`bench.rundir.RunDirError` (a ConfigError).
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    with rundir.locked(run_dir):
+        return _train(config, run_dir, stop_after_step, stop_requested)
+
+
+def _train(config: RunConfig, run_dir: Path, stop_after_step: int | None,
+           stop_requested: Callable[[], bool] | None) -> dict:
+    rundir.remove_stale_temporary_files(run_dir)  # left by a killed process; we hold the lock
+    _check_run_dir(run_dir, config)
     if (run_dir / "DONE").exists():
-        return rundir.read_json(run_dir / "DONE")
+        return _done_summary(run_dir, config)
     if (run_dir / "FAILED").exists():
         raise TrainingFailed(f"{run_dir}: the run failed before (see {run_dir / 'FAILED'}); "
                              "delete that file to run it again")
     device = resolve_device(config.device)
     _claim_run_dir(run_dir, config, device)
+    checkpoint = _own_checkpoint(run_dir, config)  # before the data: a foreign or damaged one fails fast
     if device.type == "cpu":
         retain_freed_memory()  # page faults cost ~10 % of a CPU step otherwise (bench/allocator.py)
 
     data = prepare_data(config.data)
     rundir.write_json(run_dir / "data_manifest.json", data.manifest)
 
-    torch.manual_seed(config.seed)
+    seed_all(config.seed)  # torch draws the initial weights; python and numpy only for reproducible checkpoints
     generator, discriminator = build_networks(config)
     generator.to(device)
     if discriminator is not None:
@@ -122,10 +138,10 @@ def train(config: RunConfig, run_dir: str | Path, stop_after_step: int | None = 
     parts = {"generator": generator, "discriminator": discriminator, "opt_g": opt_g, "opt_d": opt_d,
              "sched_g": sched_g, "sched_d": sched_d}
     parts = {k: v for k, v in parts.items() if v is not None}
-    step = _resume(run_dir, parts)
+    step, stats = _resume(run_dir, parts, checkpoint, total_steps)
+    trackers = open_trackers(config, run_dir, resume_step=step)  # log.tracker; a no-op without one
 
     test_images = data.network_images("test", config.data.task)  # built once, scored at every evaluation
-    stats = _StatsWindow()
     last_step = total_steps if stop_after_step is None else min(stop_after_step, total_steps)
     progress = tqdm(total=total_steps, initial=step, desc=f"train {run_dir.name}", unit="step", disable=None)
     generator.train()
@@ -139,16 +155,19 @@ def train(config: RunConfig, run_dir: str | Path, stop_after_step: int | None = 
         step += 1
         progress.update(1)
         stats.add(losses, len(batch))
-        if step % config.log_every == 0 or step == last_step:
-            rundir.append_jsonl(run_dir / "stats.jsonl", stats.record(step, total_steps, plan.epoch(step - 1), sched_g))
+        if step % config.log_every == 0 or step == total_steps:  # as uninterrupted: a stop keeps the window
+            record = stats.record(step, total_steps, plan.epoch(step - 1), sched_g)
+            rundir.append_jsonl(run_dir / "stats.jsonl", record)
+            trackers.log_stats(record)
         if plan.evaluates_after(step):
-            _evaluate(run_dir, generator, data, test_images, config, device, step, plan.epoch(step - 1))
+            _evaluate(run_dir, generator, data, test_images, config, device, step, plan.epoch(step - 1), trackers)
         stopping = stop_requested is not None and stop_requested()
         if step % config.checkpoint_every == 0 or plan.ends_epoch(step) or step == last_step or stopping:
-            _save(run_dir, parts, step)
+            _save(run_dir, parts, step, run_id(config), stats)
         if stopping:
             break
     progress.close()
+    trackers.close("done" if step == total_steps else "interrupted")
 
     if step < total_steps:
         return {"run_dir": str(run_dir), "run_id": run_id(config), "step": step, "total_steps": total_steps,
@@ -175,38 +194,99 @@ def build_optimizer(model: torch.nn.Module, config: RunConfig) -> torch.optim.Ad
     return torch.optim.Adam(model.parameters(), lr=config.optim.lr, betas=config.optim.betas, fused=True)
 
 
-def _claim_run_dir(run_dir: Path, config: RunConfig, device: torch.device) -> None:
-    """Write config.yaml on first use; refuse a directory that belongs to another run."""
+# Files a run writes after its config.yaml: one of them without config.yaml is a directory whose
+# config.yaml was deleted, so which run they belong to can no longer be checked.
+_RUN_FILES = (CHECKPOINT_FILE, "stats.jsonl", "metrics.jsonl", "data_manifest.json", "samples", "DONE", "FAILED")
+
+
+def _check_run_dir(run_dir: Path, config: RunConfig) -> None:
+    """Refuse a directory that belongs to another run, or whose config.yaml is missing or unreadable."""
     path = run_dir / "config.yaml"
     if path.exists():
-        existing = yaml.safe_load(path.read_text()) or {}
+        from .yamlio import YamlError, read  # colorbench's one YAML reader: no aliases (bombs), no duplicate keys
+        try:
+            existing = read(path)
+        except YamlError as err:
+            raise rundir.RunDirError(f"{path}: cannot be read ({type(err).__name__}); restore it, or use another "
+                                     "--out directory") from None
+        existing = existing if isinstance(existing, dict) else {}
         if existing.get("run_id") != run_id(config):
             raise ConfigError(f"{run_dir}: holds run {existing.get('run_id')!r}, not {run_id(config)!r} "
                               "(a different config or seed); use another --out directory")
         return
+    leftovers = [name for name in _RUN_FILES if (run_dir / name).exists()]
+    if leftovers:
+        raise rundir.RunDirError(f"{run_dir}: holds {', '.join(leftovers)} but no config.yaml ({path} was deleted?), "
+                                 "so which run they belong to cannot be checked; put config.yaml back, or use "
+                                 "another --out directory")
+
+
+def _done_summary(run_dir: Path, config: RunConfig) -> dict:
+    path = run_dir / "DONE"
+    summary = rundir.read_summary(path, "delete it and run the same command again to write it anew "
+                                  "from the run's checkpoint")
+    if summary.get("run_id") != run_id(config):
+        raise rundir.RunDirError(f"{path}: the summary of run {summary.get('run_id')!r}, not of this directory's "
+                                 f"run {run_id(config)!r}; delete it and run the same command again")
+    return summary
+
+
+def _claim_run_dir(run_dir: Path, config: RunConfig, device: torch.device) -> None:
+    """Write config.yaml on first use (:func:`_check_run_dir` has refused a directory of another run)."""
+    path = run_dir / "config.yaml"
+    if path.exists():
+        return
     record = {"run_id": run_id(config), "config_id": config_id(config), "seed": config.seed,
               "config": config_to_dict(config), "environment": rundir.environment(device)}
-    rundir.write_text(path, yaml.safe_dump(record, sort_keys=False))
+    from .yamlio import dumps  # never anchors: colorbench's reader refuses them
+    rundir.write_text(path, dumps(record))
 
 
-def _resume(run_dir: Path, parts: dict) -> int:
-    """Load checkpoint.pt into ``parts`` if present; drop log records written after it (all, without one)."""
+def _own_checkpoint(run_dir: Path, config: RunConfig) -> dict | None:
+    """checkpoint.pt of ``run_dir`` if there is one; one of another run, or damaged, raises RunDirError."""
     path = run_dir / CHECKPOINT_FILE
-    step = 0
-    if path.exists():
-        state = load_checkpoint(path)
-        for name, part in parts.items():
-            part.load_state_dict(state[name])
-        set_rng_state(state["rng"])
-        step = state["step"]
+    if not path.exists():
+        return None
+    state = load_checkpoint(path)
+    advice = "delete it to restart this run from step 0, or put back this run's own checkpoint"
+    if "run_id" not in state:
+        raise rundir.RunDirError(f"{path}: does not say which run it belongs to (no run id: an older colorbench "
+                                 f"wrote it, or another program); {advice}")
+    if state["run_id"] != run_id(config):
+        raise rundir.RunDirError(f"{path}: belongs to run {state['run_id']!r}, not to this directory's run "
+                                 f"{run_id(config)!r} (copied or moved here?); {advice}")
+    return state
+
+
+def _resume(run_dir: Path, parts: dict, state: dict | None, total_steps: int) -> tuple[int, "_StatsWindow"]:
+    """Load ``state`` (checkpoint.pt, or None) into ``parts``; drop log records written after it (all, without one).
+
+    Returns the step to continue from and the stats window as it was at that step.
+    """
+    path = run_dir / CHECKPOINT_FILE
+    step, window = 0, None
+    if state is not None:
+        step = state.get("step")
+        if not isinstance(step, int) or not 0 <= step <= total_steps:
+            raise rundir.RunDirError(f"{path}: step {step!r} is not a step of this run (0 to {total_steps}); "
+                                     "delete it to restart the run from step 0")
+        try:
+            for name, part in parts.items():
+                part.load_state_dict(state[name])
+            set_rng_state(state["rng"])
+        except (KeyError, ValueError, RuntimeError, TypeError) as err:
+            problem = f"no {err.args[0]!r} entry" if isinstance(err, KeyError) else str(err).splitlines()[0][:160]
+            raise rundir.RunDirError(f"{path}: does not fit this run's networks ({problem}); delete it to restart "
+                                     "the run from step 0") from None
+        window = state.get("stats")
     for log in ("stats.jsonl", "metrics.jsonl"):
         rundir.truncate_jsonl(run_dir / log, step)
-    return step
+    return step, _StatsWindow(window)
 
 
-def _save(run_dir: Path, parts: dict, step: int) -> None:
+def _save(run_dir: Path, parts: dict, step: int, run: str, stats: "_StatsWindow") -> None:
     state = {name: part.state_dict() for name, part in parts.items()}
-    state.update(step=step, rng=rng_state())
+    state.update(step=step, rng=rng_state(), run_id=run, stats=stats.state())
     save_checkpoint(run_dir / CHECKPOINT_FILE, state)
 
 
@@ -304,10 +384,21 @@ def _check_finite(losses: dict[str, torch.Tensor], run_dir: Path, step: int) -> 
 
 
 class _StatsWindow:
-    """Mean loss terms and throughput over the steps since the last stats record."""
+    """Mean loss terms and throughput over the steps since the last stats record.
 
-    def __init__(self) -> None:
+    The loss sums go into the checkpoint (:meth:`state`), so the first record after a resume
+    averages the same steps as an uninterrupted run's.  ``images_per_s`` is a timing: after a
+    resume it counts the images since the resume only.
+    """
+
+    def __init__(self, saved: dict | None = None) -> None:
         self.reset()
+        if saved:
+            self.sums, self.counts = dict(saved["sums"]), dict(saved["counts"])
+
+    def state(self) -> dict:
+        """The loss sums and counts of the steps since the last record (no timings: checkpoints stay reproducible)."""
+        return {"sums": dict(self.sums), "counts": dict(self.counts)}
 
     def reset(self) -> None:
         self.sums: dict[str, float] = {}
@@ -330,16 +421,24 @@ class _StatsWindow:
         return record
 
 
-def _evaluate(run_dir: Path, generator, data, test_images, config: RunConfig, device, step: int, epoch: int) -> None:
+def _evaluate(run_dir: Path, generator, data, test_images, config: RunConfig, device, step: int, epoch: int,
+              trackers: Trackers | None = None) -> None:
     outputs = evaluation_outputs(generator, test_images, config, device, step)
-    for record in metric_records(outputs, data.test, data.test_ids, config.eval.metrics,
-                                 scoring_setup(config, device), dataset=dataset_identity(data.manifest),
-                                 split="test", step=step, epoch=epoch, source="train"):
+    records = metric_records(outputs, data.test, data.test_ids, config.eval.metrics, scoring_setup(config, device),
+                             dataset=dataset_identity(data.manifest), split="test", step=step, epoch=epoch,
+                             source="train")
+    for record in records:
         rundir.append_jsonl(run_dir / "metrics.jsonl", record)
+    record_grey_input(run_dir, test_images, data.test, data.test_ids, config.eval.metrics,
+                      scoring_setup(config, device), encoding=config.encoding, dataset=dataset_identity(data.manifest),
+                      split="test", step=step, epoch=epoch)  # once per run: the trivial baseline (bench/baselines.py)
+    trackers = trackers or Trackers({})
+    trackers.log_metrics(records, step)
     shown = config.eval.n_sample_images
     if shown:
-        save_sample_grid(run_dir / "samples" / f"step-{step:07d}.png", test_images[:shown], outputs[:shown],
-                         config.encoding)
+        grid = run_dir / "samples" / f"step-{step:07d}.png"
+        save_sample_grid(grid, test_images[:shown], outputs[:shown], config.encoding)
+        trackers.log_image(grid, step)
 
 
 def evaluation_outputs(generator, images, config: RunConfig, device, step: int) -> torch.Tensor:
@@ -353,4 +452,5 @@ def evaluation_outputs(generator, images, config: RunConfig, device, step: int) 
 
 
 def _final_metrics(run_dir: Path, step: int) -> dict[str, float]:
-    return {r["metric"]: r["value"] for r in rundir.read_jsonl(run_dir / "metrics.jsonl") if r["step"] == step}
+    records = rundir.read_jsonl(run_dir / "metrics.jsonl", strict=True)
+    return {r["metric"]: r["value"] for r in records if r["step"] == step and not is_grey_input(r)}

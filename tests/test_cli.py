@@ -13,6 +13,7 @@ from bench import rundir
 from bench.checkpoint import load_checkpoint
 from bench.cli import demo_config_path, main
 from bench.config import load_config
+from bench.rundiff import run_differences
 
 
 @pytest.mark.parametrize("command", [[], ["train"], ["demo"], ["params"], ["config"]])
@@ -109,7 +110,7 @@ def test_killed_process_resumes_to_the_same_result(image_folder, tmp_path):
     args = ["--set", "data.dataset=folder", "--set", f"data.root={image_folder}", "--set", "data.image_size=32",
             "--set", "data.batch_size=2", "--set", "generator.depth=5", "--set", "generator.ngf=8",
             "--set", "discriminator.ndf=8", "--set", "optim.epochs=3", "--set", "eval.every_epochs=1",
-            "--set", "checkpoint_every=2", "--set", "log_every=1", "--set", "device=cpu"]
+            "--set", "checkpoint_every=2", "--set", "log_every=3", "--set", "device=cpu"]
     command = [sys.executable, "-m", "bench", "train", *args, "--out"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     killed = tmp_path / "killed"
@@ -129,3 +130,4 @@ def test_killed_process_resumes_to_the_same_result(image_folder, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert list(rundir.read_jsonl(killed / "metrics.jsonl")) == list(rundir.read_jsonl(tmp_path / "whole" /
                                                                                       "metrics.jsonl"))
+    assert run_differences(tmp_path / "whole", killed) == []  # every file, stats.jsonl included

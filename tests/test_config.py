@@ -76,7 +76,7 @@ def test_file_errors_name_the_file(tmp_path):
         load_config(tmp_path / "missing.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("data: [unclosed\n")
-    with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
+    with pytest.raises(ConfigError, match=r"bad\.yaml:2:1: expected ',' or '\]', but got '<stream end>'"):
         load_config(bad)
     wrong = tmp_path / "wrong.yaml"
     wrong.write_text("generator:\n  ngf: -3\n")
@@ -173,3 +173,38 @@ def test_patchgan_needs_a_large_enough_image():
     with pytest.raises(ConfigError, match="discriminator.n_layers=5 needs at least 96"):
         load_config(None, ["data.image_size=64", "generator.depth=6", "discriminator.n_layers=5"])
     assert load_config(None, ["data.image_size=96", "generator.depth=5", "discriminator.n_layers=5"])
+
+
+# ---------------------------------------------------------------------------------------
+# A list field takes its items separated by commas too
+
+@pytest.mark.parametrize("override, expected", [
+    ("eval.metrics=psnr_rgb8,ssim_rgb8", ("psnr_rgb8", "ssim_rgb8")),
+    ("eval.metrics=psnr_rgb8, ssim_rgb8", ("psnr_rgb8", "ssim_rgb8")),
+    ("eval.metrics=[psnr_rgb8,ssim_rgb8]", ("psnr_rgb8", "ssim_rgb8")),
+    ("eval.metrics=cf", ("cf",)),
+    ("eval.metrics=''", ()),
+])
+def test_a_list_of_names_is_taken_comma_separated(override, expected):
+    assert load_config(None, [override]).eval.metrics == expected
+
+
+def test_a_comma_separated_list_reads_its_items_as_the_element_type():
+    comma, bracketed = load_config(None, ["optim.betas=0.9,0.99"]), load_config(None, ["optim.betas=[0.9, 0.99]"])
+    assert comma.optim.betas == (0.9, 0.99) and config_id(comma) == config_id(bracketed)
+    assert config_from_dict({"eval": {"metrics": "l1_rgb8,cf"}}).eval.metrics == ("l1_rgb8", "cf")  # a YAML file too
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ("eval.metrics=psnr_rgb8,,cf", "eval.metrics: got 'psnr_rgb8,,cf'; allowed: a list, or its items separated by "
+                                   "commas (none empty)"),
+    ("eval.metrics=psnr_rgb8,", "(none empty)"),
+    ("eval.metrics=psnr_rgb8,nope", "eval.metrics: unknown nope; allowed: psnr_rgb8"),
+    ("optim.betas=0.9,0.99,0.999", "optim.betas: got '0.9,0.99,0.999'; allowed: a list of 2 numbers"),
+    ("optim.betas=0.9", "optim.betas: got 0.9; allowed: a list of 2 numbers"),
+    ("optim.betas=fast,0.99", "optim.betas[0]: got 'fast'; allowed: a number"),
+])
+def test_a_bad_comma_separated_list_names_the_field(override, fragment):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [override])
+    assert fragment in str(err.value)

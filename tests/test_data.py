@@ -98,9 +98,14 @@ def test_greyscale_jpeg_with_chroma_noise_is_skipped(tmp_path):
     assert decision(jpeg).startswith("greyscale: near-equal channels (chroma ")
 
 
+def halves(top: tuple[int, int, int], bottom: tuple[int, int, int]) -> np.ndarray:
+    """A 40x40 image of two flat halves (a flat image of one colour is a tinted grey: chroma 0)."""
+    return np.concatenate([np.full((20, 40, 3), top, np.uint8), np.full((20, 40, 3), bottom, np.uint8)])
+
+
 def test_chroma_threshold_is_inclusive(tmp_path):
-    at_threshold = write_image(tmp_path / "a.png", np.full((40, 40, 3), (100, 102, 100), np.uint8))
-    above = write_image(tmp_path / "b.png", np.full((40, 40, 3), (100, 103, 100), np.uint8))
+    at_threshold = write_image(tmp_path / "a.png", halves((100, 102, 100), (100, 98, 100)))
+    above = write_image(tmp_path / "b.png", halves((100, 103, 100), (100, 97, 100)))
     assert decision(at_threshold) == "greyscale: near-equal channels (chroma 2.00 <= 2.0)"
     assert decision(above) == (40, 40, 3)
     assert decision(at_threshold, greyscale_chroma=1.5) == (40, 40, 3)
@@ -113,12 +118,14 @@ def test_too_small_uses_the_shorter_side(tmp_path):
 
 
 def test_cmyk_jpeg_is_converted_to_rgb(tmp_path):
-    cyan = np.zeros((48, 64, 4), np.uint8)
-    cyan[..., 0] = 255
-    path = write_image(tmp_path / "cmyk.jpg", Image.fromarray(cyan, "CMYK"), quality=95)
+    cyan_yellow = np.zeros((48, 64, 4), np.uint8)  # two colours: one flat colour would be a tinted grey
+    cyan_yellow[:, :32, 0] = 255
+    cyan_yellow[:, 32:, 2] = 255
+    path = write_image(tmp_path / "cmyk.jpg", Image.fromarray(cyan_yellow, "CMYK"), quality=95)
     rgb = read_colour_image(path, 32, 2.0)
     assert rgb.shape == (48, 64, 3) and rgb.dtype == np.uint8
-    np.testing.assert_allclose(rgb.reshape(-1, 3).mean(0), [0, 255, 255], atol=3)
+    np.testing.assert_allclose(rgb[:, :28].reshape(-1, 3).mean(0), [0, 255, 255], atol=3)
+    np.testing.assert_allclose(rgb[:, 36:].reshape(-1, 3).mean(0), [255, 255, 0], atol=3)
 
 
 def test_rgba_png_drops_alpha_and_keeps_colour(tmp_path):
@@ -540,6 +547,7 @@ def test_coco128_greyscale_files_are_found():
     assert skipped == {
         "000000000086.jpg": "greyscale: single-channel",
         "000000000328.jpg": "greyscale: near-equal channels",
+        "000000000359.jpg": "greyscale: near-equal channels",  # a toned black-and-white photo: grey + a tint
         "000000000542.jpg": "greyscale: near-equal channels",
         "000000000634.jpg": "greyscale: near-equal channels",
     }

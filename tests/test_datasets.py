@@ -379,3 +379,17 @@ def test_augment_rows_equal_augmenting_the_gathered_rows():
 def test_augment_needs_a_cpu_tensor():
     with pytest.raises(ValueError, match=r"augment: expected a uint8 \(N, C, S, S\) CPU tensor; got .* on meta"):
         augment(torch.empty((2, 3, 8, 8), dtype=torch.uint8, device="meta"), "flip", 8, torch.Generator())
+
+
+def test_data_prepare_prints_absolute_paths_that_train_from_any_folder(tmp_path, monkeypatch, capsys):
+    make_facades(tmp_path / "facades", n_train=3, n_test=1)
+    monkeypatch.chdir(tmp_path)
+    assert main(["data", "prepare", "facades", "--root", "facades", "--size", "32", "--cache-dir", "cache"]) == 0
+    out = capsys.readouterr().out
+    overrides = out.split("train on it with: colorbench train ")[1].split()[1::2]
+    assert f"data.root={tmp_path / 'facades'}" in overrides and f"data.cache_dir={tmp_path / 'cache'}" in overrides
+
+    monkeypatch.chdir(tmp_path / "facades")  # elsewhere: the printed overrides find the same cache
+    forbid_decoding(monkeypatch)
+    config = load_config(None, [*overrides, "generator.depth=5"])
+    assert prepare_data(config.data).manifest["cache_file"] in out

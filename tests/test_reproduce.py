@@ -171,3 +171,26 @@ def test_bad_reproduce_blocks_are_named(change, message):
     with pytest.raises(StudyError, match="toy.yaml: reproduce") as caught:
         parse_study(_ablation({**BLOCK, **change}), load_published())
     assert message in str(caught.value)
+
+
+def test_the_grey_input_row_shows_the_runs_values_or_why_there_are_none():
+    ablation = _ablation(BLOCK)
+    study = parse_study(ablation, load_published())
+    analysis = _analysis(ablation, study)  # runs made before grey-input scoring: no grey_input rows
+    text = reproduction_markdown(reproduce(study, analysis, n_resamples=100, seed=0), "cpu")
+    assert ("| grey input (a = b = 0) | – | – | – | – | – | not recorded (run made before grey-input scoring) |"
+            in text)
+    grey = pd.DataFrame([{"dataset": "samples", "split": "test", "fixed": "", "metric": metric, "value": value,
+                          "spread": 0.0, "n_runs": 9, "n_runs_section": 9, "n_images": 5, "resolution": "64x64"}
+                         for metric, value in (("psnr_rgb8", 17.0236), ("ssim_rgb8", 0.8503))])
+    result = reproduce(study, types.SimpleNamespace(**vars(analysis), grey_input=grey, grey_input_missing={}),
+                       n_resamples=100, seed=0)
+    assert result.grey_input.values == {"psnr_rgb8": 17.0236, "ssim_rgb8": 0.8503}
+    text = reproduction_markdown(result, "cpu")
+    # the published columns are empty; ours in the decimals of the rows' psnr_rgb8 column; delta_cf not recorded
+    assert "| grey input (a = b = 0) | – | – | – | 17.02 | – | same 5 test images |" in text
+    assert text.index("| ground truth |") < text.index("| grey input (a = b = 0) |")
+    paired = types.SimpleNamespace(**vars(analysis), grey_input=grey.iloc[0:0],
+                                   grey_input_missing={("samples", "test", ""): "not applicable (paired)"})
+    text = reproduction_markdown(reproduce(study, paired, n_resamples=100, seed=0), "cpu")
+    assert "| grey input (a = b = 0) | – | – | – | – | – | not applicable (paired) |" in text

@@ -55,7 +55,10 @@ def test_eval_scores_another_dataset_with_the_cli(finished_run, tmp_path, capsys
     out = capsys.readouterr().out
     assert "step 8, folder test split: 4 images at 32x32" in out and "psnr_rgb8" in out and "cf" in out
     added = list(rundir.read_jsonl(finished_run / "metrics.jsonl"))[before:]
-    assert [r["metric"] for r in added] == ["psnr_rgb8", "cf"]
+    # the run's records, then the grey-input baseline's on the same images (bench/baselines.py)
+    assert [(r["metric"], r["source"]) for r in added] == [("psnr_rgb8", "eval"), ("cf", "eval"),
+                                                           ("psnr_rgb8", "grey_input"), ("cf", "grey_input")]
+    added = added[:2]
     assert all(r["dataset"]["root"] == str(other.resolve()) and r["n_images"] == 4 for r in added)
     assert all(r["image_ids"][0].startswith("photo") for r in added)
 
@@ -78,7 +81,8 @@ def test_a_sweep_computes_the_real_image_features_once(image_folder, tmp_path):
         extractor.images_seen = 0
         (fid,) = rescore(run, metrics=["fid_inception_pt"], stand_ins={"fid_inception": extractor})
         assert fid["detector"] == StandInFeatures.id and fid["value"] > 0
-        assert extractor.images_seen == (10 if seed == 0 else 5)  # outputs + ground truth, then outputs only
+        # outputs + ground truth, then outputs only; and the grey input's FID (bench/baselines.py) its 5 images
+        assert extractor.images_seen == (15 if seed == 0 else 10)
 
 
 @pytest.mark.parametrize("argv, message", [

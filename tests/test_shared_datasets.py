@@ -1,10 +1,11 @@
 """Every folder of ../shared/data prepared as the benchmark commands would: counts, splits, skips, determinism.
 
-The greyscale photographs listed here were found by eye and by their chroma: coco128 has
-one single-channel file and three RGB files with equal channels, coco300 four, imagenet300
-thirteen (chroma 0 to 1.62), sun80 and facades none.  The colour photographs closest to the
-threshold (coco300's 000000000128.jpg at 2.15, imagenet300's ILSVRC2012_val_00000138.JPEG at
-2.34) must be kept.
+The greyscale photographs listed here were found by eye and by their chroma (measured with
+the image's mean tint removed): coco128 has one single-channel file, three RGB files with
+equal channels and one toned black-and-white photo, coco300 four and two tinted ones (a sepia
+print, birds against a blue-grey sky), imagenet300 thirteen (chroma 0 to 1.83), sun80 and
+facades none.  The colour photographs closest to the threshold (coco300's 000000000128.jpg at
+2.16, imagenet300's ILSVRC2012_val_00000155.JPEG at 2.62) must be kept.
 """
 from __future__ import annotations
 
@@ -25,8 +26,9 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 NEAR_EQUAL = "greyscale: near-equal channels"
 GREYSCALE = {
     "coco128": {"000000000086.jpg": "greyscale: single-channel", "000000000328.jpg": NEAR_EQUAL,
+                "000000000359.jpg": NEAR_EQUAL,  # a toned black-and-white photo
                 "000000000542.jpg": NEAR_EQUAL, "000000000634.jpg": NEAR_EQUAL},
-    "coco300": {f"000000000{n}.jpg": NEAR_EQUAL for n in ("066", "136", "146", "200")},
+    "coco300": {f"000000000{n}.jpg": NEAR_EQUAL for n in ("066", "109", "136", "146", "200", "271")},  # 109, 271 tinted
     "imagenet300": {f"ILSVRC2012_val_00000{n}.JPEG": NEAR_EQUAL for n in (
         "014", "015", "048", "055", "057", "087", "088", "106", "113", "131", "146", "184", "237")},
     "sun80": {},
@@ -82,7 +84,9 @@ def test_photo_folder_counts_splits_and_skips(prepared, folder):
 
 
 def test_colour_photos_just_above_the_threshold_are_kept(prepared):
-    for folder, name in (("coco300", "000000000128.jpg"), ("imagenet300", "ILSVRC2012_val_00000138.JPEG")):
+    for folder, name in (("coco300", "000000000128.jpg"), ("coco300", "000000000229.jpg"),
+                         ("imagenet300", "ILSVRC2012_val_00000155.JPEG"),
+                         ("imagenet300", "ILSVRC2012_val_00000138.JPEG")):
         data = prepared(folder)
         assert name in data.train_ids + data.test_ids
 

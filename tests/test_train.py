@@ -10,6 +10,7 @@ from bench import rundir
 from bench.checkpoint import load_checkpoint
 from bench.cli import main
 from bench.config import ConfigError, load_config, run_id
+from bench.rundiff import run_differences
 from bench.train import TrainingFailed, train
 
 
@@ -35,7 +36,8 @@ def _metrics(run_dir):
 
 
 def _stats_without_timing(run_dir):
-    return [{k: v for k, v in r.items() if k != "images_per_s"} for r in rundir.read_jsonl(run_dir / "stats.jsonl")]
+    return [{k: v for k, v in r.items() if k not in rundir.TIMING_FIELDS}
+            for r in rundir.read_jsonl(run_dir / "stats.jsonl")]
 
 
 def test_run_directory_holds_everything(image_folder, tmp_path):
@@ -55,6 +57,9 @@ def test_run_directory_holds_everything(image_folder, tmp_path):
     assert {"loss_d_real", "loss_d_fake", "loss_g_adv", "loss_g_rec", "lr", "images_per_s", "epoch"} <= set(stats[0])
 
     metrics = _metrics(run)
+    grey = [r for r in metrics if r["source"] == "grey_input"]  # the grey input's, once (bench/baselines.py)
+    assert [(r["step"], r["metric"]) for r in grey] == [(4, m) for m in config.eval.metrics]
+    metrics = [r for r in metrics if r["source"] != "grey_input"]
     assert sorted({r["step"] for r in metrics}) == [4, 8]
     assert [r["metric"] for r in metrics if r["step"] == 8] == list(config.eval.metrics)
     for r in metrics:
@@ -80,7 +85,8 @@ def test_run_directory_holds_everything(image_folder, tmp_path):
 
 @pytest.mark.parametrize("stop_at", [3, 4, 6])  # mid-epoch, at an epoch end (after an evaluation), mid-epoch 2
 def test_interrupted_then_resumed_equals_uninterrupted(image_folder, tmp_path, stop_at):
-    config = tiny(image_folder, "generator.dropout=true", "data.augmentation=flip+jitter")
+    """Stats every 3 steps, so each stop falls inside a stats window; every file must match."""
+    config = tiny(image_folder, "generator.dropout=true", "data.augmentation=flip+jitter", "log_every=3")
     train(config, tmp_path / "whole")
     partial = train(config, tmp_path / "resumed", stop_after_step=stop_at)
     assert partial["state"] == "interrupted" and not (tmp_path / "resumed" / "DONE").exists()
@@ -92,6 +98,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(image_folder, tmp_path, s
     assert _same_state(whole_ck["discriminator"], resumed_ck["discriminator"])
     assert _metrics(tmp_path / "whole") == _metrics(tmp_path / "resumed")
     assert _stats_without_timing(tmp_path / "whole") == _stats_without_timing(tmp_path / "resumed")
+    assert run_differences(tmp_path / "whole", tmp_path / "resumed") == []
 
 
 def test_records_written_after_the_checkpoint_are_dropped_on_resume(image_folder, tmp_path):

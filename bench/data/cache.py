@@ -19,8 +19,9 @@ import torch
 from bench.data.items import SourceSplits
 from bench.rundir import atomic_write
 
-# Bump when the decoding, resizing or the payload layout changes, so old files are not reused.
-FORMAT_VERSION = 2
+# Bump when the decoding, filtering, resizing or the payload layout changes, so old files are not reused.
+# 3: the greyscale rule measures chroma with each image's mean tint removed (tinted grey photos are skipped).
+FORMAT_VERSION = 3
 
 
 def cache_dir(configured: str | None) -> Path:

@@ -1,11 +1,13 @@
 """Decode one image file into an RGB array, or say why it cannot be used for colourisation.
 
 A colourisation dataset must exclude greyscale photographs, which come in two kinds:
-single-channel files, and RGB files whose three channels are (nearly) equal.  The second
-kind is detected by the mean chroma, max(R, G, B) - min(R, G, B) averaged over pixels on
-0..255: an exact greyscale image has 0, and one stored as JPEG gains about 1 to 2 from
-chroma noise.  The default threshold, chroma <= 2.0, separates the greyscale photographs
-of ../shared/data (chroma 0 to 1.63) from its colour ones (2.15 and up); see the README.
+single-channel files, and RGB files whose three channels are (nearly) equal up to a uniform
+tint (a sepia or blue toned print).  The second kind is detected by the mean chroma of the
+image with its mean tint removed: each channel shifted by its mean minus the mean of all
+three, then max(R, G, B) - min(R, G, B) averaged over pixels on 0..255.  An exact greyscale
+image has 0, tinted or not, and one stored as JPEG gains about 1 to 2 from chroma noise.
+The default threshold, chroma <= 2.0, separates the greyscale photographs of ../shared/data
+(chroma 0 to 1.83, three of them tinted) from its colour ones (2.16 and up); see the README.
 Orientation follows the EXIF tag, so arrays and crop boxes are in the coordinates a viewer
 shows.
 """
@@ -59,9 +61,21 @@ def mean_chroma(rgb: np.ndarray) -> float:
     return float((rgb.max(axis=2) - rgb.min(axis=2)).mean())
 
 
+def untinted_chroma(rgb: np.ndarray) -> float:
+    """:func:`mean_chroma` of ``rgb`` with its mean tint removed: a grey photo with a uniform cast has ~0.
+
+    The tint is each channel's mean minus the mean of the three; subtracting it leaves a colour
+    photo's colours (they vary over the image) and takes a sepia or blue cast away entirely.
+    """
+    pixels = rgb.reshape(-1, 3).astype(np.float32)
+    means = pixels.mean(axis=0)
+    untinted = pixels - (means - means.mean())
+    return float((untinted.max(axis=1) - untinted.min(axis=1)).mean())
+
+
 def check_colour(rgb: np.ndarray, greyscale_chroma: float) -> None:
-    """Raise ``SkipImage`` when the (H, W, 3) uint8 ``rgb`` has a mean chroma of at most ``greyscale_chroma``."""
-    chroma = mean_chroma(rgb)
+    """Raise ``SkipImage`` when the (H, W, 3) uint8 ``rgb`` has an untinted chroma of at most ``greyscale_chroma``."""
+    chroma = untinted_chroma(rgb)
     if chroma <= greyscale_chroma:
         raise SkipImage(f"greyscale: near-equal channels (chroma {chroma:.2f} <= {greyscale_chroma})")
 

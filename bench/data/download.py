@@ -183,6 +183,27 @@ def _extract(path: Path, destination: Path) -> None:
         else:
             with tarfile.open(path) as archive:
                 for member in tqdm(archive, desc=f"unpacking {path.name}", unit="file", disable=None):
-                    archive.extract(member, destination, filter="data")
+                    if hasattr(tarfile, "data_filter"):
+                        archive.extract(member, destination, filter="data")
+                    else:  # Python 3.10 before 3.10.12, 3.11 before 3.11.4: no extraction filters
+                        archive.extract(_checked_member(member, destination), destination, set_attrs=False)
     except (OSError, EOFError, zlib.error, tarfile.TarError, zipfile.BadZipFile) as err:
         raise DatasetError(f"{path}: cannot unpack ({err})") from None
+
+
+def _checked_member(member: tarfile.TarInfo, destination: Path) -> tarfile.TarInfo:
+    """What tarfile's ``data`` filter refuses, for Pythons without it: members and links that would land outside
+    ``destination``, and anything but files, folders and links (devices, FIFOs).  The caller extracts without
+    owners, permissions and times (``set_attrs=False``), as the filter's data mode ignores them too."""
+    root = destination.resolve()
+    target = (root / member.name).resolve()
+    if Path(member.name).is_absolute() or not target.is_relative_to(root):
+        raise tarfile.TarError(f"member {member.name!r} would be extracted outside {destination}")
+    if member.issym() or member.islnk():
+        base = target.parent if member.issym() else root
+        link = Path(member.linkname)
+        if link.is_absolute() or not (base / link).resolve().is_relative_to(root):
+            raise tarfile.TarError(f"member {member.name!r} links outside {destination} (to {member.linkname!r})")
+    elif not (member.isfile() or member.isdir()):
+        raise tarfile.TarError(f"member {member.name!r} is a special file")
+    return member

@@ -1,8 +1,14 @@
 """Turn a data config into train and test tensors, decoding once and caching the result on disk."""
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
+import warnings
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -69,16 +75,48 @@ def prepare_data(cfg: DataConfig) -> PreparedData:
     settings = {"image_size": cfg.image_size, "load_size": side, "n_train": cfg.n_train, "n_test": cfg.n_test,
                 "min_side": cfg.min_side, "greyscale_chroma": cfg.greyscale_chroma}
     list_hash = file_list_hash(source)
-    path = cache_file(cache_dir(cfg.cache_dir), source=source.name, file_list_hash=list_hash, **settings)
+    folder = cache_dir(cfg.cache_dir)
+    path = cache_file(folder, source=source.name, file_list_hash=list_hash, **settings)
     payload = load_cached(path)
     if payload is None:
+        with _writing_cache(folder):
+            _check_writable(path.parent)  # before decoding for minutes, not after
         payload = _build(source, cfg, side, settings, list_hash)
-        save_atomically(payload, path)
+        with _writing_cache(folder):
+            save_atomically(payload, path)
     manifest = {**payload["manifest"], "cache_file": str(path), "manifest_file": str(manifest_file(path))}
     if not manifest_file(path).is_file():
-        write_json(manifest_file(path), manifest)
+        try:
+            write_json(manifest_file(path), manifest)
+        except OSError as err:  # a read-only cache prepared elsewhere: the data is there, only its readable copy not
+            warnings.warn(f"{manifest_file(path)}: cannot write the manifest's readable copy ({err.strerror or err})",
+                          stacklevel=2)
     return PreparedData(payload["train"], payload["test"], payload["train_ids"], payload["test_ids"], manifest,
                         payload["train_inputs"], payload["test_inputs"])
+
+
+@contextlib.contextmanager
+def _writing_cache(folder: Path) -> Iterator[None]:
+    """An OSError while writing the dataset cache (also the one torch.save's RuntimeError hides in its context on
+    a full disk) as one DatasetError naming the cache folder."""
+    try:
+        yield
+    except (OSError, RuntimeError) as err:
+        cause: BaseException | None = err
+        while cause is not None and not (isinstance(cause, OSError) and cause.errno is not None):
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            raise
+        raise DatasetError(f"dataset cache {folder}: cannot write there ({cause.strerror or cause}); set "
+                           "data.cache_dir or $COLORBENCH_CACHE to a writable folder") from err
+
+
+def _check_writable(folder: Path) -> None:
+    """Create ``folder`` and a file in it (removed again), raising the OSError when it cannot be written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-test.", suffix=".tmp")
+    os.close(fd)
+    os.unlink(probe)
 
 
 def _build(source: SourceSplits, cfg: DataConfig, side: int, settings: dict, list_hash: str) -> dict:

@@ -10,6 +10,9 @@ Every metric is a pure function.  What it takes is declared by ``Metric.takes``:
 A per-image metric returns one float64 value per image, shaped (B,); a set metric returns a
 dict with the set's ``value`` and any further numbers its record keeps.  Loading networks,
 extracting features and writing records is the caller's job (``bench.scoring``).
+
+The names and their order are ``bench.names.METRIC_NAMES``, which ``bench.config`` reads
+without importing this package (and torchmetrics, pytorch-fid, lpips with it).
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from .kid import kernel_distance
 from .perceptual import lpips_distance
 from .pixel import (DATA_RANGE, SSIM_BORDER, SSIM_K1, SSIM_K2, SSIM_KERNEL_SIZE, SSIM_SIGMA, l1_rgb8, mse_ab,
                     psnr_rgb8, ssim_rgb8)
+from bench.names import METRIC_NAMES
 
 FID_INCEPTION = "fid_inception"
 LPIPS_ALEX = "lpips_alex"
@@ -64,7 +68,7 @@ _INCEPTION_FEATURES = "pytorch-fid InceptionV3 block 3 (pool3, 2048-d) with the 
 _REFERENCE = ("the ground-truth images of the same split at the same resolution; their features are cached per "
               "(dataset, split, resolution, hash of the image ids and pixels, detector)")
 
-METRICS: dict[str, Metric] = {
+_DEFINITIONS: dict[str, Metric] = {
     "psnr_rgb8": Metric(psnr_rgb8, True, "images", {
         "input": _INPUT, "data_range": DATA_RANGE, "channels": "R, G, B",
         "reduction": "per image, mean squared error over channels and pixels",
@@ -133,6 +137,10 @@ METRICS: dict[str, Metric] = {
                                              "torch-fidelity",
     }, FID_INCEPTION),
 }
+if set(_DEFINITIONS) != set(METRIC_NAMES):  # bench.config validates eval.metrics against bench.names alone
+    raise ImportError(f"bench.metrics: the metrics defined here {sorted(_DEFINITIONS)} differ from "
+                      f"bench.names.METRIC_NAMES {sorted(METRIC_NAMES)}; keep the two the same")
+METRICS: dict[str, Metric] = {name: _DEFINITIONS[name] for name in METRIC_NAMES}  # in bench.names' order
 
 PROTOCOLS: dict[str, dict] = {name: metric.protocol for name, metric in METRICS.items()}
 

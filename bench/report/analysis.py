@@ -6,15 +6,21 @@ axes are tuned within each variant: the setting with the best mean (over seeds) 
 selection metric on the validation split is kept, or on the test split when the runs record
 no validation split, which the report then says.  The reported numbers are those of the
 test split.
+
+The grey-input baseline's records (:mod:`bench.baselines`) never enter a variant's numbers:
+``grey_input`` summarises them per section (the mean over the reported runs, the same value
+for runs on the same test images), and ``grey_input_missing`` says why a section has none.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from bench.baselines import GREY_INPUT_SOURCE, NOT_APPLICABLE, NOT_RECORDED
 from bench.metrics import METRICS
 from bench.report.design import Design, DesignAxis, cell_label
 from bench.report.stats import BOOTSTRAP_SEED, N_RESAMPLES, paired_bootstrap, seed_summary, welch_interval, wilcoxon_p
@@ -27,6 +33,8 @@ HIGHER_IS_BETTER = {"psnr_rgb8": True, "ssim_rgb8": True, "mse_ab_rgb8": False, 
                     "hist_isect_lab": True, "lpips_alex": False, "fid_inception_pt": False, "kid_inception_pt": False,
                     "l1_rgb8": False}
 SECTION_COLUMNS = ["dataset", "split", "fixed"]  # one table section per evaluation set and fixed-axes setting
+GREY_COLUMNS = ["dataset", "split", "fixed", "metric", "value", "spread", "n_runs", "n_runs_section", "n_images",
+                "resolution"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,10 @@ class Analysis:
     unavailable: dict[str, str]  # metric -> why it has no value (as the runs recorded it)
     n_resamples: int
     bootstrap_seed: int
+    # one row per section x metric: the grey input's value (mean over the reported runs), its spread over them,
+    # how many runs recorded it, n_images, resolution; and section (dataset, split, fixed) -> why it has no row
+    grey_input: pd.DataFrame = dataclasses.field(default_factory=lambda: _empty(GREY_COLUMNS))
+    grey_input_missing: dict[tuple, str] = dataclasses.field(default_factory=dict)
 
 
 def analyse(frame: pd.DataFrame, design: Design, select_by: str | None = None, n_resamples: int = N_RESAMPLES,
@@ -59,6 +71,8 @@ def analyse(frame: pd.DataFrame, design: Design, select_by: str | None = None, n
     frame = _with_labels(frame, design)
     runs = _runs(frame)
     done = frame[(frame["state"] == "done") & frame["metric"].notna()]
+    grey = done["source"] == GREY_INPUT_SOURCE if "source" in done.columns else pd.Series(False, index=done.index)
+    done, grey_rows = done[~grey], done[grey]
     unavailable = _unavailable(done)
     measured = done[done["value"].notna()]
     select_by = select_by or next((m for m in DEFAULT_SELECTION_METRICS if m in set(measured["metric"])),
@@ -71,8 +85,9 @@ def analyse(frame: pd.DataFrame, design: Design, select_by: str | None = None, n
     summary = _summarise(reported)
     comparisons = _compare(reported, n_resamples, seed)
     reported = _sorted(reported.sort_values("seed", kind="stable"))
+    grey_input, grey_missing = _grey_input(grey_rows, reported)
     return Analysis(design, summary, comparisons, choices, runs, reported.reset_index(drop=True), select_by,
-                    selection_split, unavailable, n_resamples, seed)
+                    selection_split, unavailable, n_resamples, seed, grey_input, grey_missing)
 
 
 def better(metric: str) -> bool | None:
@@ -137,7 +152,8 @@ def _runs(frame: pd.DataFrame) -> pd.DataFrame:
                "run_dir"]
     runs = frame.drop_duplicates("run_id")
     runs = runs.sort_values(["fixed", "variant_position", "nuisance_position", "seed", "run_id"], kind="stable")
-    return runs[columns].reset_index(drop=True)
+    runs = runs.assign(machine=runs["machine"] if "machine" in runs.columns else None)  # bench.machine.machine_label
+    return runs[columns + ["machine"]].reset_index(drop=True)
 
 
 def _unavailable(done: pd.DataFrame) -> dict[str, str]:
@@ -146,6 +162,32 @@ def _unavailable(done: pd.DataFrame) -> dict[str, str]:
         given = sorted(set(rows["unavailable"].dropna()))
         reasons[metric] = given[0] if given else "no value recorded"
     return reasons
+
+
+def _grey_input(grey_rows: pd.DataFrame, reported: pd.DataFrame) -> tuple[pd.DataFrame, dict[tuple, str]]:
+    """Per section of ``reported`` and metric, the grey input's value over the runs reported there; and, for a
+    section none of whose runs recorded it, why (the paired task has none; older runs did not record it)."""
+    rows, missing = [], {}
+    for key, section in reported.groupby(SECTION_COLUMNS, sort=True):
+        runs = set(section["run_id"])
+        mine = grey_rows[(grey_rows[SECTION_COLUMNS] == pd.Series(key, index=SECTION_COLUMNS)).all(axis=1)
+                         & grey_rows["run_id"].isin(runs) & grey_rows["value"].notna()]
+        if mine.empty:
+            paired = "config.data.task" in section.columns and (section["config.data.task"] == "paired").all()
+            missing[key] = NOT_APPLICABLE if paired else NOT_RECORDED
+            continue
+        for metric, values in mine.groupby("metric", sort=False):
+            images = sorted({int(n) for n in values["n_images"] if not pd.isna(n)})
+            rows.append({**dict(zip(SECTION_COLUMNS, key)), "metric": metric, "value": float(values["value"].mean()),
+                         "spread": float(values["value"].max() - values["value"].min()),
+                         "n_runs": int(values["run_id"].nunique()), "n_runs_section": len(runs),
+                         "n_images": images[0] if len(images) == 1 else None,
+                         "resolution": values["resolution"].iloc[0]})
+    frame = pd.DataFrame(rows, columns=GREY_COLUMNS)
+    if not frame.empty:
+        frame = frame.assign(_rank=frame["metric"].map(metric_rank)).sort_values(
+            [*SECTION_COLUMNS, "_rank"], kind="stable").drop(columns="_rank").reset_index(drop=True)
+    return frame, missing
 
 
 def _selection_split(measured: pd.DataFrame, metric: str) -> str:

@@ -12,19 +12,14 @@ Everything is a function of the results, so running a report again gives identic
 """
 from __future__ import annotations
 
-import contextlib
 import json
-import sys
-import warnings
 from pathlib import Path
-
-import yaml
 
 from bench import rundir
 from bench.config import ConfigError
 from bench.report import figures
 from bench.report.analysis import analyse
-from bench.report.collect import Collection, CollectionWarning, collect, write_aggregate
+from bench.report.collect import Collection, collect, write_aggregate
 from bench.report.design import Design, design_from_configs, design_of_ablation
 from bench.report.published import PublishedTable, load_published, published_markdown
 from bench.report.stats import BOOTSTRAP_SEED, N_RESAMPLES
@@ -32,6 +27,7 @@ from bench.report.tables import csv_text, finding, latex, markdown
 from bench.sweep.ablation import Ablation, load_ablation
 from bench.sweep.profiles import FULL
 from bench.sweep.results import AblationResults
+from bench.sweep.results import printed_warnings as _printed_warnings  # collection warnings, once each
 
 # file -> draw(analysis, collection, results folder, path) -> whether there was anything to draw
 FIGURES = {
@@ -134,7 +130,7 @@ def study_of(folder: Path, group: str, with_reproduce: bool = True) -> Ablation 
         return None
     try:
         ablation = AblationResults(folder).read_snapshot()
-    except (ConfigError, yaml.YAMLError):  # collect has warned about it; the runs are compared by config
+    except ConfigError:  # collect has warned about it; the runs are compared by config
         return None
     if ablation.name != group or (with_reproduce and "reproduce" not in ablation.document):
         return None
@@ -183,19 +179,3 @@ def report_roots(targets: list[str] | tuple[str, ...], results: Path, profile: s
                 raise ConfigError(f"{target}: not an ablation file, a results folder, or a folder of {results}")
         roots.append(path)
     return roots
-
-
-@contextlib.contextmanager
-def _printed_warnings():
-    """Print each collection warning once, as ``colorbench: warning: ...`` on stderr, after the work inside."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", CollectionWarning)
-        try:
-            yield
-        finally:
-            messages = dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, CollectionWarning))
-            others = [w for w in caught if not issubclass(w.category, CollectionWarning)]
-    for message in messages:
-        print(f"colorbench: warning: {message}", file=sys.stderr)
-    for warning in others:
-        warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)

@@ -14,8 +14,11 @@ failed, diverged, missing: planned runs without a directory appear too); other r
 Collection never stops on a bad file: a torn or malformed JSONL line, an unreadable
 config.yaml, DONE or ablation.yaml, a run its ablation does not plan, each gives a
 :class:`CollectionWarning` naming the file, and the run still appears with what could be read.
+A run whose config.yaml, stats.jsonl or metrics.jsonl is not text at all (binary garbage, a
+folder of that name) is a warning and a row with the state ``broken``.
 Records written by older versions (without ``source``, ``dataset`` or per-image values) are
-read with those fields empty.
+read with those fields empty.  The grey-input baseline's records (``source`` ``grey_input``,
+:mod:`bench.baselines`) are rows of their own beside the run's, never in its curves.
 """
 from __future__ import annotations
 
@@ -27,16 +30,17 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
-from bench import rundir
+from bench import rundir, yamlio
+from bench.baselines import is_grey_input
+from bench.machine import machine_label
 from bench.config import ConfigError, config_id, flatten_keys
 from bench.sweep.ablation import Ablation, Axis, PlannedRun, format_value
-from bench.sweep.results import AblationResults
+from bench.sweep.results import AblationResults, ResultsWarning, read_records, unreadable
 from bench.sweep.status import collect_status
 
 RUN_FILES = ("config.yaml", "stats.jsonl", "metrics.jsonl", "DONE", "FAILED")
-SKIPPED_FOLDERS = ("submitit", "samples")  # never hold run directories
+SKIPPED_FOLDERS = ("submitit", "samples", "trackers")  # never hold run directories (trackers: log.tracker's files)
 RUN_COLUMNS = ["ablation", "run_id", "run_dir", "config_id", "seed", "state", "last_step", "total_steps", "is_baseline"]
 METRIC_COLUMNS = ["split", "dataset", "step", "source", "metric", "value", "unavailable", "n_images", "resolution",
                   "image_ids", "per_image"]
@@ -44,7 +48,7 @@ LIST_COLUMNS = ("image_ids", "per_image")  # kept in parquet, left out of CSV
 CURVE_COLUMNS = ["step", "series", "value"]
 
 
-class CollectionWarning(UserWarning):
+class CollectionWarning(ResultsWarning):
     """A results file could not be read (fully); the message names it."""
 
 
@@ -153,7 +157,7 @@ def _read_snapshot(folder: Path) -> Ablation | None:
         return None
     try:
         return AblationResults(folder).read_snapshot()
-    except (ConfigError, yaml.YAMLError) as err:
+    except ConfigError as err:
         _warn(f"{folder / 'ablation.yaml'}: cannot be read ({err}); its runs are collected without their grid")
         return None
 
@@ -197,6 +201,12 @@ def _run_rows(root: Path, group: str, run: _Run) -> tuple[list[dict], list[dict]
     if run.run_dir is None:
         return [identity], []
     identity["run_dir"] = run.run_dir.relative_to(root).as_posix() if run.run_dir != root else "."
+    broken = [problem for name in ("config.yaml", "stats.jsonl", "metrics.jsonl")
+              if (problem := unreadable(run.run_dir / name))]
+    for problem in broken:
+        _warn(f"{problem}; the run is collected as broken")
+    if broken:
+        identity["state"] = "broken"
     identity.update(_config_columns(run.run_dir, identity))
     identity.setdefault("run_id", run.run_dir.name)
     stats = _read_records(run.run_dir / "stats.jsonl")
@@ -223,9 +233,11 @@ def _config_columns(run_dir: Path, identity: dict) -> dict:
     if not path.exists():
         _warn(f"{path}: missing; the run is collected without its config")
         return {}
+    if unreadable(path):  # warned about, as broken
+        return {}
     try:
-        record = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as err:
+        record = yamlio.read(path)
+    except (OSError, yamlio.YamlError) as err:
         _warn(f"{path}: cannot be read ({err}); the run is collected without its config")
         return {}
     if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
@@ -235,6 +247,7 @@ def _config_columns(run_dir: Path, identity: dict) -> dict:
     for key in ("run_id", "config_id", "seed"):
         if key in record and key not in identity:
             columns[key] = record[key]
+    columns["machine"] = machine_label(record.get("environment"))  # CPU/ISA, math code paths (None: not recorded)
     return columns
 
 
@@ -247,7 +260,10 @@ def _scalar(value: Any) -> Any:
 
 def _read_records(path: Path) -> list[dict]:
     """The records of a JSONL file, with a warning naming it when a line cannot be read (a torn last line)."""
-    records = [r for r in rundir.read_jsonl(path) if isinstance(r, dict)]
+    try:
+        records = read_records(path)
+    except ValueError:  # not text: warned about, as broken
+        return []
     if path.exists():
         lines = sum(1 for line in path.read_text().splitlines() if line.strip())
         if lines > len(records):
@@ -270,12 +286,13 @@ def _progress(run_dir: Path, stats: list[dict], records: list[dict]) -> dict:
 
 
 def _latest_records(records: list[dict]) -> list[dict]:
-    """The record of each (split, dataset, metric) at its latest step; at equal steps the last one written."""
+    """The record of each (split, dataset, metric), the run's and the grey input's apart, at its latest step; at
+    equal steps the last one written."""
     latest: dict[tuple, dict] = {}
     for record in records:
         if not isinstance(record.get("metric"), str) or not isinstance(record.get("step"), int):
             continue
-        key = (record.get("split"), _dataset(record), record["metric"])
+        key = (record.get("split"), _dataset(record), record["metric"], is_grey_input(record))
         if key not in latest or record["step"] >= latest[key]["step"]:
             latest[key] = record
     return list(latest.values())
@@ -308,7 +325,8 @@ def _curve_points(stats: list[dict], records: list[dict]) -> list[dict]:
                 points.append({"step": record["step"], "series": key, "value": float(value)})
     evaluations: dict[tuple, dict] = {}
     for record in records:  # a later record of the same evaluation (colorbench eval) replaces an earlier one
-        if isinstance(record.get("value"), (int, float)) and isinstance(record.get("step"), int):
+        if (isinstance(record.get("value"), (int, float)) and isinstance(record.get("step"), int)
+                and not is_grey_input(record)):
             evaluations[(record["step"], f"{record.get('split')}/{record.get('metric')}")] = record
     points += [{"step": step, "series": series, "value": float(record["value"])}
                for (step, series), record in evaluations.items()]

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from bench import yamlio
 
 PUBLISHED_FILE = Path(__file__).with_name("published.yaml")
 METRIC_PROTOCOLS = ("same", "different", "not stated")
+METRIC_KEYS = ("name", "ours", "metric_protocol", "metric_note")
 
 
 class PublishedError(ValueError):
@@ -49,9 +50,11 @@ def load_published(path: str | Path = PUBLISHED_FILE) -> list[PublishedTable]:
     """The tables of a published-numbers file, validated."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as err:
-        raise PublishedError(f"{path}: cannot be read ({err})") from None
+        data = yamlio.read(path)
+    except OSError as err:
+        raise PublishedError(f"{path}: cannot be read ({err.strerror or err})") from None
+    except yamlio.YamlError as err:
+        raise PublishedError(str(err)) from None
     if not isinstance(data, dict) or set(data) != {"sources", "tables"}:
         raise PublishedError(f"{path}: expected the keys sources and tables")
     return [_table(path, data["sources"], entry) for entry in data["tables"]]
@@ -67,8 +70,12 @@ def _table(path: Path, sources: dict, entry: Any) -> PublishedTable:
     if entry["source"] not in sources:
         raise PublishedError(f"{where}: source {entry['source']!r} is not one of sources: {', '.join(sources)}")
     for metric in entry["metrics"]:
-        if "name" not in metric:
+        if not isinstance(metric, dict) or "name" not in metric:
             raise PublishedError(f"{where}: a metric without a name: {metric}")
+        unknown = [key for key in metric if key not in METRIC_KEYS]
+        if unknown:  # e.g. the tail of an unquoted note cut at a comma: {metric_note: a, b} is two keys
+            raise PublishedError(f"{where}: metric {metric['name']}: unknown key {unknown[0]!r}; allowed: "
+                                 f"{', '.join(METRIC_KEYS)} (quote a value that holds a comma)")
         if metric.get("metric_protocol", "not stated") not in METRIC_PROTOCOLS:
             raise PublishedError(f"{where}: metric {metric['name']}: metric_protocol {metric['metric_protocol']!r}; "
                                  f"allowed: {', '.join(METRIC_PROTOCOLS)}")

@@ -1,7 +1,9 @@
 """An :class:`~bench.report.analysis.Analysis` as text: table.md, table.csv, table.tex (booktabs) and a finding.
 
 Numbers are formatted with a fixed number of decimals per metric (about four significant
-digits of the largest mean), so the same analysis always gives the same bytes.
+digits of the largest mean), so the same analysis always gives the same bytes.  Each section
+ends with the grey-input row: the trivial baseline (the greyscale input itself, a = b = 0)
+scored by the runs on the same test images with the same metrics (:mod:`bench.baselines`).
 """
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import math
 
 import pandas as pd
 
+from bench.baselines import GREY_INPUT_LABEL, NOT_RECORDED
 from bench.report.analysis import SECTION_COLUMNS, Analysis, better
 from bench.report.published import PublishedTable, comparability, format_published
 from bench.report.stats import LEVEL
@@ -51,6 +54,10 @@ def csv_text(analysis: Analysis) -> str:
     for column in CSV_COLUMNS:
         if column not in merged.columns:
             merged[column] = None
+    parts = []
+    for key, rows in (merged.groupby(SECTION_COLUMNS, sort=True) if len(merged) else ()):
+        parts += [rows, _grey_input_csv(analysis, key)]
+    merged = pd.concat(parts, ignore_index=True) if parts else merged
     return merged[CSV_COLUMNS].to_csv(index=False, lineterminator="\n")
 
 
@@ -63,6 +70,9 @@ def markdown(analysis: Analysis, published: list[PublishedTable], figures: list[
     if design.description:
         lines += [" ".join(design.description.split()), ""]
     lines += [f"**Finding.** {finding(analysis)}", "", _design_text(analysis), ""]
+    machines = _machines(analysis.runs)
+    if machines and machines[0].startswith("**Warning"):
+        lines += [machines[0].split("**;")[0] + "** (listed under Runs): their last digits may differ.", ""]
     for key, summary in _sections(analysis.summary):
         lines += _section(analysis, key, summary)
     if analysis.unavailable:
@@ -88,7 +98,8 @@ def latex(analysis: Analysis) -> str:
         first = summary.iloc[0]
         caption = (f"{_tex(analysis.design.name)}: {_tex(_section_title(key, first))}. Mean $\\pm$ std over seeds "
                    f"(n per variant in the second column); $^*$: the {LEVEL * 100:.0f}\\% interval of the difference "
-                   "from the baseline excludes 0.")
+                   "from the baseline excludes 0. Last row: the grey input ($a = b = 0$) scored on the same test "
+                   "images.")
         header = ["Variant", "$n$"] + [_tex(m) + {True: " $\\uparrow$", False: " $\\downarrow$"}.get(better(m), "")
                                        for m in metrics]
         rows = []
@@ -104,6 +115,7 @@ def latex(analysis: Analysis) -> str:
                 cell = f"{number(cells[m]['mean'], places[m])} $\\pm$ {number(cells[m]['std'], places[m])}"
                 values.append(cell + ("$^*$" if (row0["variant"], m) in significant else ""))
             rows.append(" & ".join([name, str(int(row0["n_seeds"]))] + values) + " \\\\")
+        rows += ["\\midrule", _grey_input_tex(analysis, key, metrics, places)]
         blocks += ["\\begin{table}[t]", "\\centering", f"\\caption{{{caption}}}",
                    f"\\label{{tab:{_tex_label(analysis.design.name)}}}", "\\begin{tabular}{l" + "r" * (len(header) - 1)
                    + "}", "\\toprule", " & ".join(header) + " \\\\", "\\midrule", *rows, "\\bottomrule",
@@ -221,10 +233,63 @@ def _section(analysis: Analysis, key: tuple, summary: pd.DataFrame) -> list[str]
                 text += f" ± {number(c['std'], p)} [{number(c['ci_low'], p)}, {number(c['ci_high'], p)}]"
             values.append(text)
         lines.append(f"| {name} | {row0['seeds']} | " + " | ".join(values) + " |")
+    lines += _grey_input_lines(analysis, key, metrics, places)
     lines.append("")
     lines += _differences(analysis, key, places, int(summary["n_seeds"].min()))
     lines += _choices(analysis, key)
     return lines
+
+
+def _grey_note(grey: pd.DataFrame) -> str:
+    """What the grey-input row of a section is: which images, how many runs recorded it, whether they agree."""
+    first = grey.iloc[0]
+    images = "the same test images" if pd.isna(first["n_images"]) else f"the same {int(first['n_images'])} test images"
+    runs, of = int(grey["n_runs"].max()), int(first["n_runs_section"])
+    if of == 1:
+        return f"{images}, same metrics; recorded by the run"
+    agree = "identical in every run" if (grey["spread"] == 0).all() else "mean over the runs; their values differ"
+    recorded = f"recorded by {runs} of {of} runs" if runs < of else "recorded by each run"
+    return f"{images}, same metrics; {recorded}, {agree}"
+
+
+def _grey_input_lines(analysis: Analysis, key: tuple, metrics: list[str], places: dict[str, int]) -> list[str]:
+    """The section's grey-input row of table.md and the line below the table saying what it is."""
+    grey = _in_section(analysis.grey_input, key)
+    if grey.empty:
+        why = analysis.grey_input_missing.get(key, NOT_RECORDED)
+        return [f"| {GREY_INPUT_LABEL} | – | {why} |" + " – |" * (len(metrics) - 1)]
+    cells = {r["metric"]: r for _, r in grey.iterrows()}
+    values = [number(cells[m]["value"], places[m]) if m in cells else "–" for m in metrics]
+    return [f"| {GREY_INPUT_LABEL} | – | " + " | ".join(values) + " |", "",
+            f"{GREY_INPUT_LABEL}: the greyscale input itself as the output, the trivial baseline a colouriser "
+            f"must beat; scored on {_grey_note(grey)}."]
+
+
+def _grey_input_tex(analysis: Analysis, key: tuple, metrics: list[str], places: dict[str, int]) -> str:
+    grey = _in_section(analysis.grey_input, key)
+    name = "grey input ($a = b = 0$)"
+    if grey.empty:
+        why = analysis.grey_input_missing.get(key, NOT_RECORDED)
+        return f"{name} & -- & \\multicolumn{{{len(metrics)}}}{{l}}{{{_tex(why)}}} \\\\"
+    cells = {r["metric"]: r for _, r in grey.iterrows()}
+    values = [number(cells[m]["value"], places[m]) if m in cells else "--" for m in metrics]
+    return " & ".join([name, "--"] + values) + " \\\\"
+
+
+def _grey_input_csv(analysis: Analysis, key: tuple) -> pd.DataFrame:
+    """The section's grey-input rows of table.csv (``method`` says what they are, or why there are none)."""
+    grey = _in_section(analysis.grey_input, key)
+    section = dict(zip(SECTION_COLUMNS, key))
+    if grey.empty:
+        rows = [{**section, "variant": GREY_INPUT_LABEL, "is_baseline": False,
+                 "method": analysis.grey_input_missing.get(key, NOT_RECORDED)}]
+    else:
+        note = _grey_note(grey)
+        rows = [{**section, "variant": GREY_INPUT_LABEL, "is_baseline": False, "nuisance": "",
+                 "resolution": r["resolution"], "n_images": r["n_images"], "metric": r["metric"],
+                 "higher_is_better": better(r["metric"]), "n_seeds": r["n_runs"], "mean": r["value"],
+                 "method": note} for _, r in grey.iterrows()]
+    return pd.DataFrame(rows).reindex(columns=CSV_COLUMNS)
 
 
 def _differences(analysis: Analysis, key: tuple, places: dict[str, int], fewest_seeds: int) -> list[str]:
@@ -325,8 +390,34 @@ def _reference_value(summary: pd.DataFrame, section: pd.Series, metric: str) -> 
     return f"{number(row['mean'], decimals(rows['mean']))} ({row['variant']})"
 
 
+def _machines(runs: pd.DataFrame) -> list[str]:
+    """Which machines (CPU model and ISA, math libraries, reproducible mode) the runs with a directory ran on;
+    a warning when there are several: CPU kernels differ between ISAs, and so do the last digits."""
+    ran = runs[runs["run_dir"].notna()] if "run_dir" in runs.columns else runs
+    if ran.empty or "machine" not in ran.columns:
+        return []
+    labels = ran["machine"].where(ran["machine"].notna(), None)
+    known = sorted({label for label in labels if isinstance(label, str)})
+    unknown = int(sum(not isinstance(label, str) for label in labels))
+    if len(known) <= 1:
+        text = f"Machine: {known[0]}" if known else "Machine: not recorded (runs made before machine recording)"
+        if known and unknown:
+            text += f"; {unknown} run(s) did not record theirs"
+        return [text + ".", ""]
+    lines = [f"**Warning: the runs of this table ran on {len(known)} different machines or math code paths**; CPU "
+             "kernels differ between instruction sets, so runs of one config may differ in their last digits "
+             "(`colorbench --reproducible` pins them; see the README, Reproducible numbers across machines):", ""]
+    for label in known:
+        names = ", ".join(ran.loc[labels == label, "run_id"].astype(str))
+        lines.append(f"- {label}: {names}")
+    if unknown:
+        lines.append(f"- not recorded: {unknown} run(s)")
+    return lines + [""]
+
+
 def _runs_section(runs: pd.DataFrame) -> list[str]:
-    lines = ["## Runs", "", "| run | seed | state | step | variant | run directory |", "|---|---|---|---|---|---|"]
+    lines = ["## Runs", "", *_machines(runs), "| run | seed | state | step | variant | run directory |",
+             "|---|---|---|---|---|---|"]
     for _, run in runs.iterrows():
         step = "" if pd.isna(run["last_step"]) else f"{int(run['last_step'])}"
         if step and not pd.isna(run["total_steps"]):

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 import bench
-from bench.config import ConfigError
+from bench.config import ConfigError, read_yaml
 from bench.report.build import report_command
 from bench.report.published import load_published
 from bench.reproduce.output import MARKDOWN_FILE
@@ -36,10 +34,7 @@ def study_files(folder: Path) -> list[Path]:
     for path in sorted(folder.glob("*.yaml")):
         if path.name == PRESETS_FILE:
             continue
-        try:
-            data = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as err:
-            raise ConfigError(f"{path}: cannot be read as YAML ({err})") from None
+        data = read_yaml(path, "study file")
         if isinstance(data, dict) and "reproduce" in data:
             files.append(path)
     return files
@@ -70,7 +65,8 @@ def list_command(folder: Path) -> int:
         study = parse_study(load_ablation(path), published)
         print(f"{path.stem:34s} {'/'.join(counts):>14s}  {study.title}")
     presets = folder / PRESETS_FILE
-    names = ["full", *sorted(yaml.safe_load(presets.read_text()) or {})] if presets.is_file() else ["full"]
+    listed = read_yaml(presets, "profile presets") if presets.is_file() else None
+    names = ["full", *sorted(listed if isinstance(listed, dict) else {})]
     print(f"\nprofiles: {', '.join(names)}; study files in {folder}")
     return 0
 

@@ -15,6 +15,9 @@ published number measured on other data, or a quantity we cannot measure).
   over seeds.
 * Rank agreement: Kendall's tau between the published column's order of the rows and the
   order of our seed means, with a percentile interval from resampling each row's seeds.
+
+Beside the rows, the grey input (a = b = 0: the greyscale input as the output, the trivial
+baseline; :mod:`bench.baselines`) as the runs scored it on the same test images.
 """
 from __future__ import annotations
 
@@ -25,7 +28,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
-from bench.report.analysis import Analysis, better, compare_arms
+from bench.baselines import NOT_RECORDED
+from bench.report.analysis import REPORT_SPLIT, Analysis, better, compare_arms
 from bench.report.published import comparability
 from bench.report.stats import SeedSummary, seed_summary
 from bench.reproduce.study import Claim, Rank, Study
@@ -60,6 +64,14 @@ class RankAgreement:
 
 
 @dataclass(frozen=True)
+class GreyInput:
+    """The grey input's values (metric -> mean over the runs, the same for runs on the same test images) and
+    what they were scored on, or why there are none."""
+    values: dict[str, float]
+    note: str
+
+
+@dataclass(frozen=True)
 class Reproduction:
     study: Study
     rows: tuple[RowResult, ...]
@@ -69,6 +81,7 @@ class Reproduction:
     resolution: str | None
     n_images: int | None
     unavailable: dict[str, str]  # metric -> why it has no value
+    grey_input: GreyInput | None = None  # None: no finished run yet
 
 
 def reproduce(study: Study, analysis: Analysis, n_resamples: int, seed: int) -> Reproduction:
@@ -84,7 +97,25 @@ def reproduce(study: Study, analysis: Analysis, n_resamples: int, seed: int) -> 
     context = _Context(study, arms, dataset, resolution, n_images, n_resamples, seed, dict(analysis.unavailable))
     verdicts = tuple(context.verdict(claim) for claim in study.claims)
     rank = _rank_agreement(study, arms, seed) if study.rank else None
-    return Reproduction(study, rows, verdicts, rank, dataset, resolution, n_images, dict(analysis.unavailable))
+    return Reproduction(study, rows, verdicts, rank, dataset, resolution, n_images, dict(analysis.unavailable),
+                        _grey_input(analysis, dataset))
+
+
+def _grey_input(analysis: Analysis, dataset: str | None) -> GreyInput | None:
+    """The grey input on the reported test images of ``dataset`` (an analysis without grey-input rows: older runs)."""
+    if dataset is None:
+        return None
+    frame = getattr(analysis, "grey_input", None)
+    if frame is not None and len(frame):
+        rows = frame[(frame["dataset"] == dataset) & (frame["split"] == REPORT_SPLIT)]
+        if len(rows):
+            images = sorted({int(n) for n in rows["n_images"] if not pd.isna(n)})
+            where = f"same {images[0]} test images" if len(images) == 1 else "same test images"
+            return GreyInput({m: float(v) for m, v in rows.groupby("metric", sort=False)["value"].mean().items()},
+                             where)
+    missing = getattr(analysis, "grey_input_missing", None) or {}
+    reasons = [why for key, why in sorted(missing.items()) if key[0] == dataset]
+    return GreyInput({}, reasons[0] if reasons else NOT_RECORDED)
 
 
 def _primary(reported: pd.DataFrame) -> pd.DataFrame:

@@ -36,6 +36,7 @@ def summary(reproduction: Reproduction, profile: str) -> dict:
         "published": None if study.published is None else study.published.id,
         "dataset": reproduction.dataset, "resolution": reproduction.resolution, "n_images": reproduction.n_images,
         "claims": verdict_counts(reproduction),
+        "grey_input": None if reproduction.grey_input is None else dataclasses.asdict(reproduction.grey_input),
         "rows": [{"method": row.method, "published": list(row.published), "runs_done": row.runs_done,
                   "runs_planned": row.runs_planned,
                   "ours": {metric: dataclasses.asdict(s) for metric, s in row.ours.items()}}

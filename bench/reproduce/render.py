@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+from bench.baselines import GREY_INPUT_LABEL
 from bench.report.published import format_published
 from bench.report.tables import decimals, metric_heading
 from bench.reproduce.compare import RANK_RESAMPLES, Reproduction
@@ -56,7 +57,15 @@ def _table(reproduction: Reproduction) -> list[str]:
         cells += [_summary(row.ours.get(metric), places[metric]) for metric in study.metrics]
         cells.append(f"{row.runs_done} of {row.runs_planned}" if row.runs_planned else "no runs (published only)")
         lines.append("| " + " | ".join(cells) + " |")
+    grey = reproduction.grey_input
+    if grey is not None:
+        cells = [GREY_INPUT_LABEL, *["–" for _ in published]]
+        cells += [f"{grey.values[m]:.{places[m]}f}" if m in grey.values else "–" for m in study.metrics]
+        lines.append("| " + " | ".join([*cells, grey.note]) + " |")
     lines += ["", "Ours: mean over seeds [95% Student-t interval of the mean] (seeds); `–`: no finished run."]
+    if grey is not None:
+        lines.append(f"{GREY_INPUT_LABEL}: the greyscale input itself as the output, the trivial baseline a "
+                     "colouriser must beat, scored by the runs on the same test images with the same metrics.")
     return lines
 
 

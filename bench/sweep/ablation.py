@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 
-from bench.config import (ConfigError, RunConfig, apply_overrides, config_from_dict, config_to_dict,
+from bench.config import (SEED_LIMIT, ConfigError, RunConfig, apply_overrides, config_from_dict, config_to_dict,
                           describe_fields, flatten_keys, parse_override, run_id)
 from bench.sweep.profiles import FULL, read_study, select_profile
 
@@ -46,6 +46,7 @@ SLURM_KEYS = ("partition", "time", "gpus", "cpus", "mem", "constraint", "account
 CONFIG_KEYS = frozenset(key for key, _, _ in describe_fields())
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 SUFFIX_MAX_CHARS = 80
+NAME_MAX_CHARS = 100  # it names the results folder, and with "-<profile>" its report folder
 
 
 class AblationError(ConfigError):
@@ -138,6 +139,8 @@ def parse_ablation(data: dict, source: str, overrides: list[str] | tuple[str, ..
     name = data.get("name")
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         fail(f"name: got {name!r}; allowed: letters, digits, '.', '_' and '-' (it names the results folder)")
+    if len(name) > NAME_MAX_CHARS:
+        fail(f"name: got {len(name)} characters; allowed: at most {NAME_MAX_CHARS} (it names the results folder)")
     description = data.get("description", "")
     if not isinstance(description, str):
         fail(f"description: got {description!r}; allowed: text")
@@ -237,6 +240,9 @@ def _parse_base(base: Any, overrides, axes: tuple[Axis, ...], fail) -> dict:
 def _parse_seeds(seeds: Any, fail) -> tuple[int, ...]:
     if not isinstance(seeds, list) or not seeds or not all(_is_int(s) for s in seeds):
         fail(f"seeds: got {seeds!r}; allowed: a non-empty list of integers")
+    for seed in seeds:
+        if not 0 <= seed < SEED_LIMIT:
+            fail(f"seeds: got {seed}; allowed: 0 <= seed < 2**63")
     repeated = sorted({s for s in seeds if seeds.count(s) > 1})
     if repeated:
         fail(f"seeds: {repeated[0]} appears more than once")
@@ -297,7 +303,8 @@ def _parse_slurm(block: Any, fail) -> SlurmSettings:
         settings["mem_gb"] = _gigabytes(block["mem"], fail)
     if "extra" in block:
         extra = block["extra"]
-        if not isinstance(extra, dict) or not all(isinstance(v, (str, int, float)) for v in extra.values()):
+        if not isinstance(extra, dict) or not all(isinstance(v, str) or (isinstance(v, (int, float)) and _finite(v))
+                                                  for v in extra.values()):
             fail(f"slurm.extra: got {extra!r}; allowed: a mapping of sbatch option -> value, e.g. {{mail-type: END}}")
         settings["extra"] = dict(extra)
     return SlurmSettings(**settings)
@@ -333,12 +340,13 @@ _UNIT_GB = {"K": 1 / 1024 ** 2, "M": 1 / 1024, "G": 1.0, "T": 1024.0}
 
 def _gigabytes(value: Any, fail) -> float:
     """``16G``, ``500M``, ``1T`` or a number of GB, as GB."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 and _finite(value):
         return float(value)
     match = _MEMORY.fullmatch(value.strip()) if isinstance(value, str) else None
-    if match is None or float(match["number"]) <= 0:
+    gigabytes = float(match["number"]) * _UNIT_GB[match["unit"].upper()] if match else math.nan
+    if not (gigabytes > 0 and math.isfinite(gigabytes)):
         fail(f"slurm.mem: got {value!r}; allowed: a size such as 16G or 500M, or a number of GB")
-    return float(match["number"]) * _UNIT_GB[match["unit"].upper()]
+    return gigabytes
 
 
 def _expand(base: dict, axes: tuple[Axis, ...], seeds: tuple[int, ...], baseline_positions: tuple[int, ...],
@@ -390,6 +398,14 @@ def format_value(value: Any) -> str:
 
 def _describe(point: dict[str, Any]) -> str:
     return "{" + ", ".join(f"{key}: {format_value(value)}" for key, value in point.items()) + "}"
+
+
+def _finite(value: Any) -> bool:
+    """False for float infinities and nan (and integers beyond float's range)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _is_int(value: Any) -> bool:

@@ -6,7 +6,7 @@ from pathlib import Path
 from bench.config import ConfigError
 from bench.sweep.ablation import Ablation, load_ablation
 from bench.sweep.profiles import FULL
-from bench.sweep.results import AblationResults
+from bench.sweep.results import AblationResults, printed_warnings, warn
 from bench.sweep.status import collect_status, format_table
 from bench.sweep.submit import describe_plan, plan_sweep, resolve_executor, submit, wait_for
 
@@ -22,7 +22,8 @@ def sweep_command(file: str | Path, executor: str = "auto", dry_run: bool = Fals
     ablation = load_ablation(file, overrides, profile)
     folder = AblationResults(Path(results) / ablation.name)
     executor = resolve_executor(executor)
-    plan = plan_sweep(ablation, folder, rerun_failed)
+    with printed_warnings():
+        plan = plan_sweep(ablation, folder, rerun_failed)
     if dry_run:
         print(describe_plan(ablation, folder, plan, executor, max_parallel, max_num_timeout))
         return EXIT_OK
@@ -45,14 +46,14 @@ def sweep_command(file: str | Path, executor: str = "auto", dry_run: bool = Fals
 def status_command(target: str | Path | None = None, results: str | Path = "results",
                    overrides: list[str] | tuple[str, ...] = (), profile: str = FULL) -> int:
     """Print the status table of an ablation file's runs, of a results folder, or of every ablation in ``results``."""
-    sections = _ablations(target, Path(results), list(overrides), profile)
     any_failed = False
-    for ablation, folder in sections:
-        folder.check_conflicts(ablation.runs)
-        statuses = collect_status(folder, ablation.runs)
-        print(f"ablation {ablation.name}: {folder.root}")
-        print(format_table(statuses))
-        any_failed |= any(s.failed for s in statuses)
+    with printed_warnings():  # files of a results folder that cannot be read: one line each, on stderr
+        for ablation, folder in _ablations(target, Path(results), list(overrides), profile):
+            folder.check_conflicts(ablation.runs)
+            statuses = collect_status(folder, ablation.runs)
+            print(f"ablation {ablation.name}: {folder.root}")
+            print(format_table(statuses))
+            any_failed |= any(s.failed for s in statuses)
     return EXIT_RUNS_FAILED if any_failed else EXIT_OK
 
 
@@ -72,4 +73,12 @@ def _ablations(target: str | Path | None, results: Path, overrides: list[str],
         raise ConfigError(f"{target}: no such ablation file or results folder")
     if overrides:
         raise ConfigError("--set applies to an ablation file; a results folder keeps the overrides it was swept with")
-    return [(folder.read_snapshot(), folder) for folder in target_folders]
+    if target is not None:
+        return [(folder.read_snapshot(), folder) for folder in target_folders]
+    sections = []
+    for folder in target_folders:  # every ablation under --results: one unreadable snapshot is a warning
+        try:
+            sections.append((folder.read_snapshot(), folder))
+        except ConfigError as err:
+            warn(f"{err}; the runs of {folder.root} are left out")
+    return sections

@@ -7,6 +7,10 @@ for that step and returns; only then does submitit's handler run, call
 :meth:`TrainJob.checkpoint` and requeue the job.  The requeued job calls ``train`` again
 on the same directory, which resumes from that checkpoint, so a USR2 costs one step plus
 the time to save, requeue and start again, never the run.
+
+Every job, and every ``colorbench sweep`` that pickles one, imports this module: it imports
+torch and the trainer only when the job runs (``TrainJob.__call__``), so that loading it
+costs no more than submitit and the config.
 """
 from __future__ import annotations
 
@@ -18,15 +22,20 @@ from pathlib import Path
 from typing import Any
 
 import submitit
-import torch
 
-from bench.checkpoint import CHECKPOINT_FILE
 from bench.config import config_from_dict
-from bench.train import train
+from bench.reproducible import pinned_threads
+
+
+def train(config: Any, run_dir: str | Path, **kwargs: Any) -> dict:
+    """``bench.train.train``, imported (with torch) when a job runs rather than when this module loads."""
+    from bench.train import train as train_run
+    return train_run(config, run_dir, **kwargs)
 
 
 def resume_file(run_dir: str | Path) -> Path:
     """The checkpoint a requeued job resumes from: the file ``bench.train.train`` writes."""
+    from bench.checkpoint import CHECKPOINT_FILE  # imports torch
     return Path(run_dir) / CHECKPOINT_FILE
 
 
@@ -34,14 +43,27 @@ class TrainJob(submitit.helpers.Checkpointable):
     """``TrainJob()(config, run_dir, threads)`` trains the run (a plain config dict) in ``run_dir``."""
 
     def __call__(self, config: dict, run_dir: str, threads: int | None = None) -> dict:
+        # How the job ended, as JSON beside submitit's files: `colorbench status` never unpickles results.
+        from bench.sweep.outcome import record_outcome
+        return record_outcome(self._train, config, run_dir, threads)
+
+    def _train(self, config: dict, run_dir: str, threads: int | None = None) -> dict:
+        import torch
         threads = threads or int(os.environ.get("SLURM_CPUS_PER_TASK", 0)) or None
+        threads = pinned_threads() or threads  # --reproducible: the thread count decides the digits too
         if threads:
             torch.set_num_threads(threads)
         checkpoint = resume_file(run_dir)
         print(f"colorbench: {'resuming from ' + str(checkpoint) if checkpoint.exists() else 'starting'} "
               f"(run directory {run_dir})", flush=True)
-        with _HeldPreemption() as preemption:
-            summary = train(config_from_dict(config), run_dir, stop_requested=preemption.requested)
+        with _HeldPreemption() as preemption, _local_stop() as stop:
+            summary = train(config_from_dict(config), run_dir,
+                            stop_requested=lambda: preemption.requested() or stop.requested())
+        if summary["state"] == "interrupted" and not preemption.requested() and stop.requested():
+            name = signal.Signals(stop.received).name
+            print(f"colorbench: {name}; stopped at step {summary['step']} of {summary['total_steps']} and saved "
+                  f"{checkpoint}; the next sweep continues the run", flush=True)
+            return {**summary, "signal": name}  # `colorbench status`: interrupted (resumable), not failed
         if summary["state"] == "interrupted":
             print(f"colorbench: preempted; stopped at step {summary['step']} of {summary['total_steps']} "
                   f"and saved {checkpoint}", flush=True)
@@ -57,6 +79,17 @@ class TrainJob(submitit.helpers.Checkpointable):
             print(f"colorbench: requeueing without a checkpoint ({checkpoint} is missing); the run restarts",
                   file=sys.stderr, flush=True)
         return super().checkpoint(config, run_dir, threads)
+
+
+def _local_stop() -> Any:
+    """In a local sweep's job, SIGINT (Ctrl-C) and SIGTERM stop the run after its current step, saved.
+
+    Elsewhere (SLURM, where submitit's own protocol handles the signals; the debug executor,
+    inside the sweep's process) it changes nothing.
+    """
+    from bench.interrupts import StopOnSignal
+    local = os.environ.get("SUBMITIT_EXECUTOR") == "local"
+    return StopOnSignal(signals=(signal.SIGINT, signal.SIGTERM) if local else (), announce=False, escalate=False)
 
 
 class _HeldPreemption:

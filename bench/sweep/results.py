@@ -9,18 +9,100 @@
 A run is found by its id, whatever its suffix, so a run directory keeps its name when the
 readable part of a later sweep's names changes.  A directory that holds another run than
 its name says is reported as a conflict and never written to.
+
+Everything here is read as text colorbench wrote (YAML through ``bench.yamlio``, JSON), never
+unpickled, so looking at a results folder from elsewhere runs no code of it.  A file that
+cannot be read is a :class:`ResultsWarning` naming it, never a crash of the whole folder.
 """
 from __future__ import annotations
 
+import codecs
+import contextlib
+import json
+import os
+import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
+from typing import Any, Iterator
 
-import yaml
-
-from bench import rundir
-from bench.config import ConfigError, config_from_dict, run_id
+from bench import rundir, yamlio
+from bench.config import ConfigError, config_from_dict, read_yaml, run_id
 from bench.sweep.ablation import Ablation, PlannedRun, parse_ablation
+
+EXECUTORS = ("slurm", "local", "debug")
+
+
+class ResultsWarning(UserWarning):
+    """A file of a results folder cannot be read (fully); the message names it."""
+
+
+def warn(message: str) -> None:
+    """A :class:`ResultsWarning` on one line (parser errors span several)."""
+    warnings.warn(" ".join(message.split()), ResultsWarning, stacklevel=3)
+
+
+@contextlib.contextmanager
+def printed_warnings() -> Iterator[None]:
+    """Print each results warning once, as ``colorbench: warning: ...`` on stderr, after the work inside."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResultsWarning)
+        try:
+            yield
+        finally:
+            messages = dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, ResultsWarning))
+            others = [w for w in caught if not issubclass(w.category, ResultsWarning)]
+    for message in messages:
+        print(f"colorbench: warning: {message}", file=sys.stderr)
+    for warning in others:
+        warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+
+
+def unreadable(path: Path, sample: int | None = None) -> str | None:
+    """Why the file ``path`` cannot be read as text: ``"<path>: <why>"``; None when it is absent or text.
+
+    Binary garbage, another encoding, or a directory where the file should be.  With ``sample``
+    only the first and last ``sample`` bytes are checked (``colorbench status`` polls many runs).
+    """
+    if not path.exists() and not path.is_symlink():
+        return None
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(sample if sample is not None else -1)
+            size = os.fstat(handle.fileno()).st_size
+            tail_at = max(len(head), size - sample) if sample is not None else size
+            handle.seek(tail_at)
+            tail = handle.read()
+    except OSError as err:
+        return f"{path}: cannot be read ({err.strerror or err})"
+    skip = next((i for i, byte in enumerate(tail[:4]) if byte & 0xC0 != 0x80), 0)  # the rest of a cut character
+    for offset, data, final in ((0, head, not tail), (tail_at + skip, tail[skip:], True)):
+        try:
+            codecs.getincrementaldecoder("utf-8")().decode(data, final=final)  # a character cut at the end is fine
+        except UnicodeDecodeError as err:
+            return f"{path}: not UTF-8 text (byte 0x{data[err.start]:02x} at offset {offset + err.start})"
+    return None
+
+
+def read_records(path: Path) -> list[dict]:
+    """The JSON records of the JSONL file ``path`` (lines that are not records skipped); ``ValueError`` naming the
+    file when it cannot be read as text at all."""
+    problem = unreadable(path)
+    if problem is not None:
+        raise ValueError(problem)
+    try:
+        return list(rundir.read_jsonl(path))
+    except RecursionError:  # a line of thousands of nested brackets
+        return [record for record in (_json_line(line) for line in path.read_text().splitlines())
+                if isinstance(record, dict)]
+
+
+def _json_line(line: str) -> Any:
+    try:
+        return json.loads(line)
+    except (ValueError, RecursionError):
+        return None
 
 
 class RunDirConflict(ConfigError):
@@ -43,13 +125,16 @@ class AblationResults:
 
     def write_snapshot(self, ablation: Ablation) -> None:
         """Keep the swept ablation beside its runs, so ``colorbench status DIR`` knows every planned run."""
-        rundir.write_text(self.snapshot_path, yaml.safe_dump(ablation.document, sort_keys=False))
+        rundir.write_text(self.snapshot_path, yamlio.dumps(ablation.document))
 
     def read_snapshot(self) -> Ablation:
         """The ablation last swept into this folder."""
         if not self.snapshot_path.exists():
             raise ConfigError(f"{self.root}: not an ablation's results folder (no ablation.yaml)")
-        return parse_ablation(yaml.safe_load(self.snapshot_path.read_text()), str(self.snapshot_path))
+        data = read_yaml(self.snapshot_path, "ablation snapshot")
+        if not isinstance(data, dict):
+            raise ConfigError(f"{self.snapshot_path}: not an ablation (expected a mapping)")
+        return parse_ablation(data, str(self.snapshot_path))
 
     def new_submitit_folder(self) -> Path:
         """A fresh folder for one sweep's submitit files (job ids restart when a cluster's records are purged)."""
@@ -91,8 +176,21 @@ class AblationResults:
         rundir.append_jsonl(self.jobs_path, record)
 
     def latest_jobs(self) -> dict[str, dict]:
-        """The latest job record of each run id."""
-        return {record["run_id"]: record for record in rundir.read_jsonl(self.jobs_path)}
+        """The latest job record of each run id.
+
+        A jobs.jsonl that cannot be read, and records that are not job records, are warnings
+        (:class:`ResultsWarning`): the runs' states then come from their directories alone.
+        """
+        try:
+            records = read_records(self.jobs_path)
+        except ValueError as err:
+            warn(f"{err}; the runs' job states are not known, their states come from their directories")
+            return {}
+        jobs = {record["run_id"]: record for record in records if _is_job_record(record)}
+        skipped = sum(not _is_job_record(record) for record in records)
+        if skipped:
+            warn(f"{self.jobs_path}: {skipped} of {len(records)} records are not job records (skipped)")
+        return jobs
 
 
 def _claim_problem(path: Path, run: PlannedRun) -> str | None:
@@ -100,13 +198,30 @@ def _claim_problem(path: Path, run: PlannedRun) -> str | None:
     claim = path / "config.yaml"
     if not claim.exists():
         return None
+    if unreadable(claim):  # garbage, not another run's claim: `colorbench status` shows the run as broken
+        return None
     try:
-        record = yaml.safe_load(claim.read_text()) or {}
+        record = yamlio.read(claim) or {}
+        if not isinstance(record, dict) or not isinstance(record.get("config", {}), dict):
+            raise ConfigError("not a mapping with a config mapping")
         stored = config_from_dict(record.get("config", {}))
-    except (yaml.YAMLError, ConfigError) as err:
+    except (OSError, yamlio.YamlError, ConfigError) as err:
         return f"config.yaml cannot be read as a run config ({err})"
     if record.get("run_id") != run.run_id:
         return f"holds run {record.get('run_id')!r}, not {run.run_id!r}"
     if run_id(stored) != run.run_id:
         return f"config.yaml says run {run.run_id!r} but its config is run {run_id(stored)!r}"
     return None
+
+
+def _is_job_record(record: Any) -> bool:
+    """Whether ``record`` has the fields ``colorbench status`` reads, of their types (jobs.jsonl is input too)."""
+    if not (isinstance(record, dict) and isinstance(record.get("run_id"), str) and record.get("executor") in EXECUTORS
+            and isinstance(record.get("time"), (int, float)) and isinstance(record.get("folder", ""), str)
+            and isinstance(record.get("error", ""), str)):
+        return False
+    job_id = record.get("job_id")
+    if record["executor"] == "local":
+        return ((job_id is None or isinstance(job_id, str)) and isinstance(record.get("pid"), int)
+                and isinstance(record.get("pid_start"), (int, type(None))))
+    return isinstance(job_id, str)

@@ -1,9 +1,17 @@
-"""Where every run of an ablation stands: done, running, pending, failed, diverged or missing.
+"""Where every run of an ablation stands: done, running, pending, interrupted, failed, diverged or missing.
 
 The run directory says done (DONE) and diverged (FAILED, a non-finite loss); the job the
 sweep recorded in jobs.jsonl says pending or running (SLURM's accounting through
 submitit, or the local job's process), and for a job that ended without finishing its run,
-why: the exception in submitit's result file, else the scheduler's final state.
+why: the exception the job recorded (``bench.sweep.outcome``: JSON in the submitit folder;
+submitit's pickled result files are never read, so looking at a results folder runs none of
+its code), else the scheduler's final state.  A job
+that a signal stopped at a step boundary (Ctrl-C on a local sweep) returned its run
+``interrupted``, with that step saved: the run is resumable, and the next sweep submits it
+again as it does a missing one.  A DONE or FAILED that cannot be read is a failed run whose
+reason names the file, never a crash of ``colorbench status``; a run whose config.yaml,
+stats.jsonl or metrics.jsonl is not text (binary garbage, a folder of that name) is ``broken``,
+with the file as its reason.
 """
 from __future__ import annotations
 
@@ -11,14 +19,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from submitit.core.utils import JobPaths, pickle_load
+from submitit.core.utils import JobPaths
 from submitit.slurm.slurm import SlurmInfoWatcher
 
 from bench import rundir
 from bench.sweep.ablation import PlannedRun, format_value
-from bench.sweep.results import AblationResults
+from bench.sweep.outcome import read_outcome
+from bench.sweep.results import AblationResults, read_records, unreadable
 
-STATES = ("done", "running", "pending", "failed", "diverged", "missing")
+STATES = ("done", "running", "pending", "interrupted", "failed", "diverged", "missing", "broken")
+TEXT_FILES = ("config.yaml", "stats.jsonl", "metrics.jsonl")  # a run is broken when one of them is not text
+SAMPLE_BYTES = 1 << 16  # of each, at its start and its end: status polls every run, metrics.jsonl can be large
 STDERR_TAIL_LINES = 8
 # sacct knows a job a moment after sbatch returns; a job it never knows about is gone.
 UNKNOWN_JOB_GRACE_S = 120
@@ -43,7 +54,7 @@ class RunStatus:
 
     @property
     def failed(self) -> bool:
-        return self.state in ("failed", "diverged")
+        return self.state in ("failed", "diverged", "broken")
 
 
 def collect_status(results: AblationResults, runs: tuple[PlannedRun, ...] | list[PlannedRun]) -> list[RunStatus]:
@@ -58,9 +69,22 @@ def collect_status(results: AblationResults, runs: tuple[PlannedRun, ...] | list
 def _run_status(run: PlannedRun, run_dir: Path, job: dict | None, phase: str, scheduler_state: str) -> RunStatus:
     """``phase`` is the job's: pending, running, ended, or '' when no job ran the run."""
     status = RunStatus(run, run_dir, "missing", job=job)
+    broken = [problem for name in TEXT_FILES if (problem := unreadable(run_dir / name, sample=SAMPLE_BYTES))]
+    if broken:
+        status.state, status.reason = "broken", "; ".join(broken)
+        return status
     if (run_dir / "DONE").exists():
-        done = rundir.read_json(run_dir / "DONE")
-        status.state, status.step, status.total_steps = "done", done["step"], done["total_steps"]
+        try:
+            done = rundir.read_summary(run_dir / "DONE", "delete it, and colorbench sweep --rerun-failed writes it "
+                                       "anew from the run's checkpoint")
+            status.step, status.total_steps = int(done["step"]), int(done["total_steps"])
+        except (rundir.RunDirError, KeyError, TypeError, ValueError) as err:
+            problem = str(err) if isinstance(err, rundir.RunDirError) else (
+                f"{run_dir / 'DONE'}: not a valid summary (no valid step and total_steps); delete it, and colorbench "
+                "sweep --rerun-failed writes it anew from the run's checkpoint")
+            status.state, status.reason = "failed", problem
+            return status
+        status.state = "done"
         return status
     status.step, status.total_steps = _progress(run_dir)
     if phase in ("pending", "running"):
@@ -69,8 +93,12 @@ def _run_status(run: PlannedRun, run_dir: Path, job: dict | None, phase: str, sc
     if phase == "ended":
         status.stderr_path = JobPaths(job["folder"], job_id=job["job_id"], task_id=0).stderr
         status.stderr_tail = _tail(status.stderr_path)
+    stopped_at = _interrupted_step(job) if phase == "ended" else None
     if (run_dir / "FAILED").exists():
-        status.state, status.reason = "diverged", rundir.read_json(run_dir / "FAILED")["reason"]
+        status.state, status.reason = "diverged", _divergence_reason(run_dir / "FAILED")
+    elif stopped_at is not None:
+        status.state = "interrupted"
+        status.reason = f"a signal stopped it at step {stopped_at}, saved; colorbench sweep continues it"
     elif phase == "ended":
         status.state, status.reason = "failed", _failure_reason(job, scheduler_state)
     elif status.step is not None:
@@ -82,19 +110,44 @@ def _progress(run_dir: Path) -> tuple[int | None, int | None]:
     """(last logged step, total steps) of an unfinished run; None where not known yet."""
     if not run_dir.exists():
         return None, None
-    records = list(rundir.read_jsonl(run_dir / "stats.jsonl"))
-    return (records[-1]["step"], records[-1]["total_steps"]) if records else (0, None)
+    records = [r for r in read_records(run_dir / "stats.jsonl") if isinstance(r.get("step"), int)]
+    return (records[-1]["step"], records[-1].get("total_steps")) if records else (0, None)
+
+
+def _divergence_reason(path: Path) -> str:
+    try:
+        return str(rundir.read_summary(path, "delete it to run the run again")["reason"])
+    except rundir.RunDirError as err:
+        return str(err)
+    except KeyError:
+        return f"{path}: names no reason"
+
+
+def _job_result(job: dict) -> tuple[str, object] | None:
+    """(``error``, its last line) or (``success``, the run's summary) as the job recorded them in JSON
+    (``bench.sweep.outcome``); None when it recorded nothing readable."""
+    if not job.get("folder") or not job.get("job_id"):
+        return None
+    return read_outcome(job["folder"], job["job_id"])
+
+
+def _interrupted_step(job: dict | None) -> int | None:
+    """The step a job that a signal stopped saved its run at; None for any other ending."""
+    result = _job_result(job) if job else None
+    if result is None or result[0] != "success" or not isinstance(result[1], dict):
+        return None
+    summary = result[1]
+    return summary.get("step") if summary.get("state") == "interrupted" and summary.get("signal") else None
 
 
 def _failure_reason(job: dict, scheduler_state: str) -> str:
     if job.get("error"):  # recorded by the sweep itself (debug executor)
         return job["error"]
-    result = JobPaths(job["folder"], job_id=job["job_id"], task_id=0).result_pickle
-    if result.exists():
-        outcome, value = pickle_load(result)
+    result = _job_result(job)
+    if result is not None:
+        outcome, value = result
         if outcome == "error":
-            lines = [line for line in str(value).splitlines() if line.strip()]
-            return lines[-1] if lines else "the job raised an exception"
+            return str(value) or "the job raised an exception"
         if isinstance(value, dict) and value.get("state") != "done":
             return f"the job ended with the run {value.get('state')} at step {value.get('step')}"
     ended = f"state {scheduler_state}" if scheduler_state else "no result"
@@ -148,9 +201,11 @@ def process_start_time(pid: int) -> int | None:
 
 
 def _tail(path: Path) -> list[str]:
-    if not path.exists():
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:  # none yet (or not a file)
         return []
-    lines = [line.rstrip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
     return lines[-STDERR_TAIL_LINES:]
 
 

@@ -12,7 +12,11 @@ continue from their last checkpoint.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +26,7 @@ import submitit
 import torch
 from tqdm import tqdm
 
+from bench import reproducible
 from bench.config import config_to_dict
 from bench.sweep.ablation import Ablation
 from bench.sweep.job import TrainJob
@@ -66,7 +71,9 @@ def plan_sweep(ablation: Ablation, results: AblationResults, rerun_failed: bool 
 
 
 def _action(status: RunStatus, rerun_failed: bool) -> str:
-    if status.state == "missing" or (status.failed and rerun_failed):
+    if status.state == "broken":  # a file of it is not text: training would meet it too
+        return "skip: broken; repair or move its directory (see its reason)"
+    if status.state in ("missing", "interrupted") or (status.failed and rerun_failed):
         return "submit"
     if status.failed:
         return "skip: --rerun-failed runs it again"
@@ -82,6 +89,7 @@ def slurm_parameters(ablation: Ablation, max_parallel: int | None = None) -> dic
         "slurm_constraint": s.constraint, "slurm_account": s.account, "slurm_qos": s.qos,
         "slurm_array_parallelism": max_parallel or s.array_parallelism, "slurm_signal_delay_s": s.signal_delay_s,
         "slurm_additional_parameters": s.extra or None,
+        "slurm_setup": reproducible.shell_exports() or None,  # --reproducible: the jobs pin the same code paths
     }
     return {key: value for key, value in parameters.items() if value is not None}
 
@@ -183,20 +191,60 @@ def _run_local(ablation: Ablation, results: AblationResults, to_submit: list[Run
     for status in to_submit:  # queued: pending while this process lives
         results.record_job(status.run, executor="local", job_id=None, folder=str(folder), **sweep)
     queue, running = list(to_submit), []
-    with tqdm(total=len(queue), desc=f"sweep {ablation.name}", unit="run", disable=None) as bar:
-        while queue or running:
-            while queue and len(running) < parallel:
-                status = queue.pop(0)
-                job = executor.submit(TrainJob(), *_job_arguments(status, _local_threads(parallel)))
-                pid = int(job.job_id)
-                results.record_job(status.run, executor="local", job_id=job.job_id, folder=str(folder), pid=pid,
-                                   pid_start=process_start_time(pid))
-                running.append(job)
-            time.sleep(LOCAL_POLL_S)
-            finished = [job for job in running if job.done()]
-            for job in finished:
-                running.remove(job)
-                bar.update(1)
+    try:
+        with tqdm(total=len(queue), desc=f"sweep {ablation.name}", unit="run", disable=None) as bar:
+            while queue or running:
+                while queue and len(running) < parallel:
+                    status = queue.pop(0)
+                    with _sigint_ignored():
+                        job = executor.submit(TrainJob(), *_job_arguments(status, _local_threads(parallel)))
+                    pid = int(job.job_id)
+                    results.record_job(status.run, executor="local", job_id=job.job_id, folder=str(folder), pid=pid,
+                                       pid_start=process_start_time(pid))
+                    running.append(job)
+                time.sleep(LOCAL_POLL_S)
+                finished = [job for job in running if job.done()]
+                for job in finished:
+                    running.remove(job)
+                    bar.update(1)
+    except KeyboardInterrupt:
+        _stop_local_jobs([job for job in running if not job.done()], len(queue))
+        raise
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    """Start a local job with SIGINT ignored, a disposition its processes inherit.
+
+    Ctrl-C then reaches the run itself, which installs its own handler (``bench.sweep.job``:
+    finish the step, save it, return the run interrupted), but not submitit's controller
+    process, which would answer it by killing the run a second later.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _stop_local_jobs(running: list, queued: int) -> None:
+    """After Ctrl-C: ask each running job to stop after its current step, and wait until it has saved it."""
+    for job in running:
+        with contextlib.suppress(OSError):
+            os.kill(int(job.job_id), signal.SIGTERM)  # the controller forwards it to the run
+    if running:
+        print(f"colorbench: interrupted; waiting for {len(running)} running run(s) to save their current step "
+              "(Ctrl-C again to leave them to it)", file=sys.stderr, flush=True)
+        try:
+            while not all(job.done() for job in running):
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            pass
+    print(f"colorbench: sweep interrupted ({len(running)} run(s) stopped and saved, {queued} not started); "
+          "rerun the same command to continue", file=sys.stderr, flush=True)
 
 
 def _run_debug(results: AblationResults, to_submit: list[RunStatus], folder: Path) -> None:

@@ -1,0 +1,91 @@
+"""Fast start: the config, the sweep's job module and ``colorbench --help`` load no heavy library.
+
+Every submitted job imports ``bench.sweep.job`` (and ``bench.config``) and every command
+line call ``bench.cli``; torch, torchmetrics and pytorch-fid alone took 10 s there.  Each
+check runs in a fresh interpreter, since this test session has imported everything already.
+How long the imports take is measured by ``benchmarks/import_time.py``, not asserted here.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import pickle
+import subprocess
+import sys
+import typing
+
+import pytest
+
+HEAVY = ("torch", "torchvision", "torchmetrics", "pytorch_fid", "seaborn", "pandas", "scipy", "matplotlib", "lpips",
+         "skimage")
+
+
+def loaded_after(code: str, stdin: bytes | None = None) -> set[str]:
+    """Top-level names of the packages that ``code`` leaves in ``sys.modules`` of a fresh interpreter."""
+    report = "\nimport json as _json, sys as _sys\nprint(_json.dumps(sorted(_sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code + report], input=stdin, capture_output=True, check=True)
+    return {name.split(".")[0] for name in json.loads(out.stdout.decode().splitlines()[-1])}
+
+
+def heavy(modules: set[str]) -> list[str]:
+    return [name for name in HEAVY if name in modules]
+
+
+@pytest.mark.parametrize("module", ["bench.config", "bench.sweep.job", "bench.cli", "bench.sweep", "bench.names",
+                                    "bench.colour_spaces", "bench.patch_geometry"])
+def test_module_imports_no_heavy_library(module):
+    assert heavy(loaded_after(f"import {module}")) == []
+
+
+def test_loading_and_validating_a_config_imports_no_heavy_library():
+    code = ("from bench.config import RunConfig, config_id, load_config\n"
+            "config = load_config(None, ['eval.metrics=psnr_rgb8,fid_inception_pt', 'discriminator.n_layers=5'])\n"
+            "assert config.out_channels == 2 and config.eval.metrics == ('psnr_rgb8', 'fid_inception_pt')\n"
+            "config_id(config)")
+    assert heavy(loaded_after(code)) == []
+
+
+def test_help_of_every_command_imports_no_heavy_library():
+    code = ("import contextlib, io\n"
+            "from bench.cli import build_parser\n"
+            "for argv in (['--help'], *([name, '--help'] for name in build_parser()._subparsers._group_actions[0]"
+            ".choices)):\n"
+            "    with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.suppress(SystemExit):\n"
+            "        build_parser().parse_args(argv)\n"
+            "    assert 'usage: colorbench' in out.getvalue(), argv")
+    assert heavy(loaded_after(code)) == []
+
+
+def test_python_m_bench_help_does_not_import_torch():
+    """The real entry point: ``-X importtime`` lists every module the process imported."""
+    run = subprocess.run([sys.executable, "-X", "importtime", "-m", "bench", "--help"], capture_output=True, text=True)
+    assert run.returncode == 0 and run.stdout.startswith("usage: colorbench")
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in run.stderr.splitlines()
+                if line.startswith("import time:") and "|" in line}
+    assert "bench" in imported and heavy(imported) == []
+
+
+def test_the_pickled_job_loads_without_torch_and_imports_the_trainer_when_called():
+    from bench.sweep.job import TrainJob
+    code = ("import pickle, sys\n"
+            "job = pickle.loads(sys.stdin.buffer.read())\n"
+            "assert type(job).__module__ == 'bench.sweep.job'")
+    assert heavy(loaded_after(code, stdin=pickle.dumps(TrainJob()))) == []
+
+
+def test_light_names_are_the_heavy_modules_own():
+    """One definition each: the heavy modules re-export (or, for the metrics, order by) the light ones."""
+    from bench import colour, colour_spaces, names, patch_geometry
+    from bench.config import DataConfig, RunConfig
+    from bench.metrics import METRICS
+    from bench.models import patchgan
+    assert tuple(METRICS) == names.METRIC_NAMES == RunConfig().eval.metrics
+    assert colour.AB_COLOUR_SPACES is colour_spaces.AB_COLOUR_SPACES
+    assert colour.LAB_SCALINGS is colour_spaces.LAB_SCALINGS
+    assert patchgan.min_patch_image_size is patch_geometry.min_patch_image_size
+    assert importlib.import_module("bench.data.augment").AUGMENTATIONS is names.AUGMENTATIONS
+    assert importlib.import_module("bench.data.datasets").BENCHMARK_DATASETS is names.BENCHMARK_DATASETS
+    hints = typing.get_type_hints(DataConfig)
+    assert typing.get_args(hints["augmentation"]) == names.AUGMENTATIONS
+    assert set(names.BENCHMARK_DATASETS) < set(typing.get_args(hints["dataset"]))
+    assert set(colour_spaces.COLOUR_SPACES) == set(typing.get_args(typing.get_type_hints(RunConfig)["colour_space"]))
