@@ -38,6 +38,7 @@ from .losses import adversarial_loss, reconstruction_loss
 from .models import build_networks
 from .schedules import build_scheduler
 from .trackers import Trackers, open_trackers
+from .yamlio import YamlError, dumps, read  # colorbench's one YAML reader: no aliases (bombs), no duplicate keys
 from .scoring import dataset_identity, metric_records, scoring_setup
 
 EVAL_BATCH_SIZE = 16
@@ -203,7 +204,6 @@ def _check_run_dir(run_dir: Path, config: RunConfig) -> None:
     """Refuse a directory that belongs to another run, or whose config.yaml is missing or unreadable."""
     path = run_dir / "config.yaml"
     if path.exists():
-        from .yamlio import YamlError, read  # colorbench's one YAML reader: no aliases (bombs), no duplicate keys
         try:
             existing = read(path)
         except YamlError as err:
@@ -238,8 +238,7 @@ def _claim_run_dir(run_dir: Path, config: RunConfig, device: torch.device) -> No
         return
     record = {"run_id": run_id(config), "config_id": config_id(config), "seed": config.seed,
               "config": config_to_dict(config), "environment": rundir.environment(device)}
-    from .yamlio import dumps  # never anchors: colorbench's reader refuses them
-    rundir.write_text(path, dumps(record))
+    rundir.write_text(path, dumps(record))  # never anchors: colorbench's reader refuses them
 
 
 def _own_checkpoint(run_dir: Path, config: RunConfig) -> dict | None:
@@ -422,17 +421,16 @@ class _StatsWindow:
 
 
 def _evaluate(run_dir: Path, generator, data, test_images, config: RunConfig, device, step: int, epoch: int,
-              trackers: Trackers | None = None) -> None:
+              trackers: Trackers) -> None:
     outputs = evaluation_outputs(generator, test_images, config, device, step)
-    records = metric_records(outputs, data.test, data.test_ids, config.eval.metrics, scoring_setup(config, device),
-                             dataset=dataset_identity(data.manifest), split="test", step=step, epoch=epoch,
-                             source="train")
+    setup, dataset = scoring_setup(config, device), dataset_identity(data.manifest)
+    records = metric_records(outputs, data.test, data.test_ids, config.eval.metrics, setup, dataset=dataset,
+                             split="test", step=step, epoch=epoch, source="train")
     for record in records:
         rundir.append_jsonl(run_dir / "metrics.jsonl", record)
-    record_grey_input(run_dir, test_images, data.test, data.test_ids, config.eval.metrics,
-                      scoring_setup(config, device), encoding=config.encoding, dataset=dataset_identity(data.manifest),
-                      split="test", step=step, epoch=epoch)  # once per run: the trivial baseline (bench/baselines.py)
-    trackers = trackers or Trackers({})
+    record_grey_input(run_dir, test_images, data.test, data.test_ids, config.eval.metrics, setup,
+                      encoding=config.encoding, dataset=dataset, split="test", step=step,
+                      epoch=epoch)  # once per run: the trivial baseline (bench/baselines.py)
     trackers.log_metrics(records, step)
     shown = config.eval.n_sample_images
     if shown:

@@ -323,18 +323,13 @@ class Bench:
 
 
 def _write_images(folder: Path, n: int = 20, size: int = 48) -> None:
-    """Smooth random colour fields with a few flat rectangles (as the tests' image folder)."""
+    """The test suite's synthetic colour images (tests/conftest.py), as its image folder."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from conftest import colourful_image
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
     for i in range(n):
-        y, x = np.mgrid[0:size, 0:size] / size
-        channels = [np.sin(2 * np.pi * (rng.uniform(0.3, 1.5) * x + rng.uniform(0.3, 1.5) * y + rng.uniform()))
-                    for _ in range(3)]
-        image = (np.stack(channels, -1) * 0.5 + 0.5) * 255
-        for _ in range(3):
-            r0, c0 = rng.integers(0, size // 2, 2)
-            image[r0:r0 + size // 4, c0:c0 + size // 4] = rng.integers(0, 256, 3)
-        Image.fromarray(image.astype(np.uint8)).save(folder / f"img{i:02d}.png")
+        Image.fromarray(colourful_image(rng, size)).save(folder / f"img{i:02d}.png")
 
 
 def _last_line(text: str) -> str:
