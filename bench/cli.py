@@ -9,7 +9,7 @@ from pathlib import Path
 
 # Light modules only: every command, --help included, loads this module; torch and the data,
 # model and training modules are imported inside the commands that use them.
-from .config import ConfigError, DataConfig, RunConfig, config_id, describe_fields, dump_config, load_config, run_id
+from .config import ConfigError, DataConfig, RunConfig, describe_fields, dump_config, load_config
 from .names import AUGMENTATIONS, BENCHMARK_DATASETS
 from . import reproducible
 
@@ -53,9 +53,11 @@ def _train_until_signal(config: RunConfig, out: Path) -> tuple[dict | None, int]
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from .identity import data_id, run_id
     config = load_config(args.config or demo_config_path(), args.overrides)
-    out = _out_folder(args.out) / run_id(config)
-    print(f"colorbench demo: run {run_id(config)} -> {out}", file=sys.stderr)
+    run = run_id(config, data_id(config, fetch=True))
+    out = _out_folder(args.out) / run
+    print(f"colorbench demo: run {run} -> {out}", file=sys.stderr)
     summary, code = _train_until_signal(config, out)
     if summary is not None and summary["state"] == "done":
         from .report.build import folder_report
@@ -116,8 +118,13 @@ def cmd_perf(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
+    from .identity import DataUnavailable, config_hash, config_id, data_id, run_id
     config = _load(args)
-    print(f"# config id {config_id(config)}, run id {run_id(config)}")
+    try:
+        data = data_id(config)
+        print(f"# config id {config_id(config, data)}, run id {run_id(config, data)}")
+    except DataUnavailable as err:
+        print(f"# config hash {config_hash(config)}; data id unknown: {err}")
     print(dump_config(config), end="")
     return 0
 

@@ -3,13 +3,13 @@
 Every knob of a run lives here with its default next to its declaration.  Defaults are
 those of the pix2pix paper (Isola et al. 2017) and its reference implementation.
 Fields marked ``identity=False`` (seed, paths, device, logging cadence) do not change
-what a run computes, so they are left out of the config id.
+what a run computes, so they are left out of the config hash; the data behind the paths
+enters run identity through its fingerprint instead (``bench.identity``).
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import math
 import types
@@ -494,18 +494,6 @@ def config_to_dict(config: Any) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
-def _identity_dict(config: Any) -> dict:
-    out = {}
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        if dataclasses.is_dataclass(value):
-            if section := _identity_dict(value):  # a section of only non-identity fields (log) leaves ids as they were
-                out[f.name] = section
-        elif f.metadata.get("identity", True):
-            out[f.name] = list(value) if isinstance(value, tuple) else value
-    return out
-
-
 def flatten_keys(data: dict, prefix: str = "") -> dict[str, Any]:
     """Nested sections as one level of dotted keys: {"a": {"b": 1}} -> {"a.b": 1}."""
     flat = {}
@@ -515,17 +503,6 @@ def flatten_keys(data: dict, prefix: str = "") -> dict[str, Any]:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
-
-
-def config_id(config: RunConfig) -> str:
-    """Stable 12-hex-digit hash of the result-affecting fields (seed, paths, device, cadence excluded)."""
-    canonical = json.dumps(_identity_dict(config), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
-
-
-def run_id(config: RunConfig) -> str:
-    """Identity of one run: the config id plus the seed."""
-    return f"{config_id(config)}-s{config.seed}"
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -1,6 +1,6 @@
 """Experiment trackers: a run mirrors what it writes to TensorBoard, Weights & Biases and MLflow.
 
-``open_trackers(config, run_dir, resume_step)`` returns a :class:`Trackers` that the trainer
+``open_trackers(config, run_dir, run_id, resume_step)`` returns a :class:`Trackers` that the trainer
 calls where it appends to ``stats.jsonl`` (:meth:`Trackers.log_stats`) and ``metrics.jsonl``
 (:meth:`Trackers.log_metrics`) and saves a sample grid (:meth:`Trackers.log_image`).  The
 trackers are those of ``log.tracker``; with none (the default) nothing is imported and every
@@ -40,7 +40,8 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
-from .config import RunConfig, config_id, config_to_dict, flatten_keys, run_id
+from .config import RunConfig, config_to_dict, flatten_keys
+from .identity import config_id_of
 
 TRACKERS = ("tensorboard", "wandb", "mlflow")
 WANDB_DEFAULT_PROJECT = "colorbench"
@@ -117,10 +118,10 @@ class Tracker(Protocol):
 class _Context:
     """What every tracker needs to open: the run's names, config and folders."""
 
-    def __init__(self, config: RunConfig, run_dir: Path, ablation: str, resume_step: int) -> None:
+    def __init__(self, config: RunConfig, run_dir: Path, run_id: str, ablation: str, resume_step: int) -> None:
         self.config, self.run_dir, self.ablation, self.resume_step = config, run_dir, ablation, resume_step
         self.dir = Path(config.log.tracker_dir).resolve() if config.log.tracker_dir else default_tracker_dir(run_dir)
-        self.run_id, self.config_id = run_id(config), config_id(config)
+        self.run_id, self.config_id = run_id, config_id_of(run_id)
         self.tags = {"run_id": self.run_id, "config_id": self.config_id, "seed": str(config.seed),
                      "ablation": ablation, "run_dir": str(run_dir)}
         self.params = {k: json.dumps(v) if isinstance(v, (list, dict)) else str(v)
@@ -191,9 +192,9 @@ def _close_all_open() -> None:
         trackers.close("failed")
 
 
-def open_trackers(config: RunConfig, run_dir: str | Path, resume_step: int = 0,
+def open_trackers(config: RunConfig, run_dir: str | Path, run_id: str, resume_step: int = 0,
                   ablation: str | None = None) -> Trackers:
-    """The trackers of ``config.log.tracker`` for the run in ``run_dir``, continuing after ``resume_step``.
+    """The trackers of ``config.log.tracker`` for run ``run_id`` in ``run_dir``, continuing after ``resume_step``.
 
     ``ablation`` (default: the run directory's parent folder name) groups the runs of a sweep.
     A tracker that cannot start is named in a warning and left out.
@@ -203,7 +204,7 @@ def open_trackers(config: RunConfig, run_dir: str | Path, resume_step: int = 0,
         stale.close("failed")
     if not config.log.tracker:
         return Trackers({})
-    context = _Context(config, run_dir, ablation or ablation_name(run_dir), resume_step)
+    context = _Context(config, run_dir, run_id, ablation or ablation_name(run_dir), resume_step)
     backends: dict[str, Tracker] = {}
     for name in config.log.tracker:
         try:

@@ -12,7 +12,6 @@ are damaged is refused with one line naming the file, never continued into a mix
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import math
@@ -30,22 +29,18 @@ from . import rundir
 from .allocator import retain_freed_memory
 from .baselines import is_grey_input, record_grey_input
 from .checkpoint import CHECKPOINT_FILE, load_checkpoint, rng_state, save_checkpoint, seed_all, set_rng_state
-from .colour import encode
-from .config import ConfigError, RunConfig, config_id, config_to_dict, run_id
+from .config import ConfigError, RunConfig, config_to_dict
 from .data import augment, prepare_data
 from .evaluate import colourise, save_sample_grid
-from .losses import adversarial_loss, reconstruction_loss
+from .identity import config_id, data_fingerprint, data_id, run_id
 from .models import build_networks
 from .schedules import build_scheduler
 from .trackers import Trackers, open_trackers
+from .train_step import TrainingFailed, train_step
 from .yamlio import YamlError, dumps, read  # colorbench's one YAML reader: no aliases (bombs), no duplicate keys
 from .scoring import dataset_identity, metric_records, scoring_setup
 
 EVAL_BATCH_SIZE = 16
-
-
-class TrainingFailed(RuntimeError):
-    """The run stopped on a non-finite loss (details in the run's FAILED file)."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -85,7 +80,7 @@ class Schedule:
 
 
 def train(config: RunConfig, run_dir: str | Path, stop_after_step: int | None = None,
-          stop_requested: Callable[[], bool] | None = None) -> dict:
+          stop_requested: Callable[[], bool] | None = None, planned_run_id: str | None = None) -> dict:
     """Train (or continue training) one run in ``run_dir``; return its summary.
 
     ``stop_after_step`` ends the call early after writing a checkpoint, as a preempted job
@@ -95,25 +90,34 @@ def train(config: RunConfig, run_dir: str | Path, stop_after_step: int | None = 
     returns its summary without training.  A non-finite loss writes FAILED and raises
     :class:`TrainingFailed`.  A directory another process is training, or whose files belong to
     another run or are damaged, raises :class:`bench.rundir.RunDirError` (a ConfigError).
+
+    The run's id covers the data (``bench.identity``); ``planned_run_id``, the id a sweep
+    named the directory by, must still be it (else the data changed since it was planned).
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    data = data_id(config, fetch=True)  # reads the photos' bytes once (cached by size and mtime), decodes nothing
+    run = run_id(config, data)
+    if planned_run_id is not None and run != planned_run_id:
+        raise rundir.RunDirError(f"{run_dir}: planned as run {planned_run_id!r}, but its data is now run {run!r} "
+                                 "(the photos or weights changed since the sweep planned it); sweep again")
     with rundir.locked(run_dir):
-        return _train(config, run_dir, stop_after_step, stop_requested)
+        return _train(config, data, run_dir, stop_after_step, stop_requested)
 
 
-def _train(config: RunConfig, run_dir: Path, stop_after_step: int | None,
+def _train(config: RunConfig, data_key: str, run_dir: Path, stop_after_step: int | None,
            stop_requested: Callable[[], bool] | None) -> dict:
+    run = run_id(config, data_key)
     rundir.remove_stale_temporary_files(run_dir)  # left by a killed process; we hold the lock
-    _check_run_dir(run_dir, config)
+    _check_run_dir(run_dir, run)
     if (run_dir / "DONE").exists():
-        return _done_summary(run_dir, config)
+        return _done_summary(run_dir, run)
     if (run_dir / "FAILED").exists():
         raise TrainingFailed(f"{run_dir}: the run failed before (see {run_dir / 'FAILED'}); "
                              "delete that file to run it again")
     device = resolve_device(config.device)
-    _claim_run_dir(run_dir, config, device)
-    checkpoint = _own_checkpoint(run_dir, config)  # before the data: a foreign or damaged one fails fast
+    _claim_run_dir(run_dir, config, data_key, device)
+    checkpoint = _own_checkpoint(run_dir, run)  # before the data: a foreign or damaged one fails fast
     if device.type == "cpu":
         retain_freed_memory()  # page faults cost ~10 % of a CPU step otherwise (bench/allocator.py)
 
@@ -140,7 +144,7 @@ def _train(config: RunConfig, run_dir: Path, stop_after_step: int | None,
              "sched_g": sched_g, "sched_d": sched_d}
     parts = {k: v for k, v in parts.items() if v is not None}
     step, stats = _resume(run_dir, parts, checkpoint, total_steps)
-    trackers = open_trackers(config, run_dir, resume_step=step)  # log.tracker; a no-op without one
+    trackers = open_trackers(config, run_dir, run, resume_step=step)  # log.tracker; a no-op without one
 
     test_images = data.network_images("test", config.data.task)  # built once, scored at every evaluation
     last_step = total_steps if stop_after_step is None else min(stop_after_step, total_steps)
@@ -164,16 +168,16 @@ def _train(config: RunConfig, run_dir: Path, stop_after_step: int | None,
             _evaluate(run_dir, generator, data, test_images, config, device, step, plan.epoch(step - 1), trackers)
         stopping = stop_requested is not None and stop_requested()
         if step % config.checkpoint_every == 0 or plan.ends_epoch(step) or step == last_step or stopping:
-            _save(run_dir, parts, step, run_id(config), stats)
+            _save(run_dir, parts, step, run, stats)
         if stopping:
             break
     progress.close()
     trackers.close("done" if step == total_steps else "interrupted")
 
     if step < total_steps:
-        return {"run_dir": str(run_dir), "run_id": run_id(config), "step": step, "total_steps": total_steps,
+        return {"run_dir": str(run_dir), "run_id": run, "step": step, "total_steps": total_steps,
                 "state": "interrupted"}
-    summary = {"run_dir": str(run_dir), "run_id": run_id(config), "step": step, "total_steps": total_steps,
+    summary = {"run_dir": str(run_dir), "run_id": run, "step": step, "total_steps": total_steps,
                "state": "done", "metrics": _final_metrics(run_dir, step)}
     rundir.write_json(run_dir / "DONE", summary)
     return summary
@@ -200,7 +204,7 @@ def build_optimizer(model: torch.nn.Module, config: RunConfig) -> torch.optim.Ad
 _RUN_FILES = (CHECKPOINT_FILE, "stats.jsonl", "metrics.jsonl", "data_manifest.json", "samples", "DONE", "FAILED")
 
 
-def _check_run_dir(run_dir: Path, config: RunConfig) -> None:
+def _check_run_dir(run_dir: Path, run: str) -> None:
     """Refuse a directory that belongs to another run, or whose config.yaml is missing or unreadable."""
     path = run_dir / "config.yaml"
     if path.exists():
@@ -210,9 +214,9 @@ def _check_run_dir(run_dir: Path, config: RunConfig) -> None:
             raise rundir.RunDirError(f"{path}: cannot be read ({type(err).__name__}); restore it, or use another "
                                      "--out directory") from None
         existing = existing if isinstance(existing, dict) else {}
-        if existing.get("run_id") != run_id(config):
-            raise ConfigError(f"{run_dir}: holds run {existing.get('run_id')!r}, not {run_id(config)!r} "
-                              "(a different config or seed); use another --out directory")
+        if existing.get("run_id") != run:
+            raise ConfigError(f"{run_dir}: holds run {existing.get('run_id')!r}, not {run!r} "
+                              "(a different config, seed or data); use another --out directory")
         return
     leftovers = [name for name in _RUN_FILES if (run_dir / name).exists()]
     if leftovers:
@@ -221,27 +225,30 @@ def _check_run_dir(run_dir: Path, config: RunConfig) -> None:
                                  "another --out directory")
 
 
-def _done_summary(run_dir: Path, config: RunConfig) -> dict:
+def _done_summary(run_dir: Path, run: str) -> dict:
     path = run_dir / "DONE"
     summary = rundir.read_summary(path, "delete it and run the same command again to write it anew "
                                   "from the run's checkpoint")
-    if summary.get("run_id") != run_id(config):
+    if summary.get("run_id") != run:
         raise rundir.RunDirError(f"{path}: the summary of run {summary.get('run_id')!r}, not of this directory's "
-                                 f"run {run_id(config)!r}; delete it and run the same command again")
+                                 f"run {run!r}; delete it and run the same command again")
     return summary
 
 
-def _claim_run_dir(run_dir: Path, config: RunConfig, device: torch.device) -> None:
+def _claim_run_dir(run_dir: Path, config: RunConfig, data: str, device: torch.device) -> None:
     """Write config.yaml on first use (:func:`_check_run_dir` has refused a directory of another run)."""
     path = run_dir / "config.yaml"
     if path.exists():
         return
-    record = {"run_id": run_id(config), "config_id": config_id(config), "seed": config.seed,
-              "config": config_to_dict(config), "environment": rundir.environment(device)}
+    fingerprint = data_fingerprint(config)
+    record = {"run_id": run_id(config, data), "config_id": config_id(config, data), "data_id": data,
+              "seed": config.seed, "config": config_to_dict(config),
+              "data": {"images": len(fingerprint["images"]), "weights_sha256": fingerprint["weights"]},
+              "environment": rundir.environment(device)}
     rundir.write_text(path, dumps(record))  # never anchors: colorbench's reader refuses them
 
 
-def _own_checkpoint(run_dir: Path, config: RunConfig) -> dict | None:
+def _own_checkpoint(run_dir: Path, run: str) -> dict | None:
     """checkpoint.pt of ``run_dir`` if there is one; one of another run, or damaged, raises RunDirError."""
     path = run_dir / CHECKPOINT_FILE
     if not path.exists():
@@ -251,9 +258,9 @@ def _own_checkpoint(run_dir: Path, config: RunConfig) -> dict | None:
     if "run_id" not in state:
         raise rundir.RunDirError(f"{path}: does not say which run it belongs to (no run id: an older colorbench "
                                  f"wrote it, or another program); {advice}")
-    if state["run_id"] != run_id(config):
+    if state["run_id"] != run:
         raise rundir.RunDirError(f"{path}: belongs to run {state['run_id']!r}, not to this directory's run "
-                                 f"{run_id(config)!r} (copied or moved here?); {advice}")
+                                 f"{run!r} (copied or moved here?); {advice}")
     return state
 
 
@@ -302,84 +309,6 @@ def training_batch(images: torch.Tensor, config: RunConfig, epoch: int, index: i
 def _epoch_order(seed: int, epoch: int, n_images: int) -> torch.Tensor:
     """The permutation of an epoch (computed once per epoch, not once per batch; never modified)."""
     return torch.randperm(n_images, generator=torch.Generator().manual_seed(derived_seed(seed, "order", epoch)))
-
-
-def _set_requires_grad(model: torch.nn.Module, flag: bool) -> None:
-    for p in model.parameters():
-        p.requires_grad_(flag)
-
-
-def _untimed(phase: str) -> contextlib.AbstractContextManager:
-    return contextlib.nullcontext()
-
-
-def train_step(batch_rgb8, generator, discriminator, opt_g, opt_d, config: RunConfig, *, adversarial: bool,
-               run_dir: Path, step: int,
-               timer: Callable[[str], contextlib.AbstractContextManager] = _untimed) -> dict[str, float]:
-    """One pix2pix update: D on real and detached fake, then G. Returns the loss terms.
-
-    ``timer(phase)`` wraps the phases ``data`` (colour conversion), ``g_forward``, ``d_step``
-    (D forward and backward), ``g_step`` (G's losses and backward) and ``optimizer`` (clipping
-    and both optimiser steps), so ``colorbench perf`` times the very code a run executes.
-    """
-    loss_cfg, clip_g = config.loss, config.optim.grad_clip_norm
-    clip_d = clip_g if config.optim.grad_clip_scope == "both" else None  # scope generator: as seed report 000
-    autocast = torch.autocast(batch_rgb8.device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
-    with timer("data"):
-        inputs, targets = encode(batch_rgb8, config.encoding)
-    with timer("g_forward"), autocast:
-        fake = generator(inputs).float()
-
-    def d_logits(output: torch.Tensor) -> torch.Tensor:
-        seen = torch.cat([inputs, output], 1) if config.discriminator.conditional else output
-        with autocast:
-            return discriminator(seen).float()
-
-    losses: dict[str, torch.Tensor] = {}
-    if adversarial:
-        with timer("d_step"):
-            _set_requires_grad(discriminator, True)
-            opt_d.zero_grad(set_to_none=True)
-            losses["d_fake"] = adversarial_loss(loss_cfg.adversarial, d_logits(fake.detach()), real=False)
-            losses["d_real"] = adversarial_loss(loss_cfg.adversarial, d_logits(targets), real=True)
-            loss_d = 0.5 * (losses["d_fake"] + losses["d_real"])
-            _check_finite(losses, run_dir, step)
-            loss_d.backward()
-        with timer("optimizer"):
-            if clip_d is not None:
-                torch.nn.utils.clip_grad_norm_(discriminator.parameters(), clip_d)
-            opt_d.step()
-        _set_requires_grad(discriminator, False)
-
-    with timer("g_step"):
-        opt_g.zero_grad(set_to_none=True)
-        loss_g = torch.zeros((), device=fake.device)
-        if adversarial and loss_cfg.lambda_adv > 0:
-            losses["g_adv"] = adversarial_loss(loss_cfg.adversarial, d_logits(fake), real=True)
-            loss_g = loss_g + loss_cfg.lambda_adv * losses["g_adv"]
-        if loss_cfg.reconstruction != "none" and loss_cfg.lambda_rec > 0:
-            losses["g_rec"] = reconstruction_loss(loss_cfg.reconstruction, fake, targets)
-            loss_g = loss_g + loss_cfg.lambda_rec * losses["g_rec"]
-        learns = loss_g.requires_grad  # during warm-up with only adversarial loss there is nothing to learn
-        if learns:
-            _check_finite(losses, run_dir, step)
-            loss_g.backward()
-    if learns:
-        with timer("optimizer"):
-            if clip_g is not None:
-                torch.nn.utils.clip_grad_norm_(generator.parameters(), clip_g)
-            opt_g.step()
-    return {k: float(v.detach()) for k, v in losses.items()}
-
-
-def _check_finite(losses: dict[str, torch.Tensor], run_dir: Path, step: int) -> None:
-    values = {k: float(v.detach()) for k, v in losses.items()}
-    bad = sorted(k for k, v in values.items() if not math.isfinite(v))
-    if bad:
-        reason = f"non-finite loss {', '.join(bad)} at step {step}"
-        rundir.write_json(run_dir / "FAILED", {"step": step, "losses": {k: repr(v) for k, v in values.items()},
-                                               "reason": reason})
-        raise TrainingFailed(f"{run_dir}: {reason}")
 
 
 class _StatsWindow:

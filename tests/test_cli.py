@@ -80,8 +80,8 @@ def test_config_prints_resolved_yaml_and_id(capsys):
     out = capsys.readouterr().out
     config = load_config(demo_config_path())
     assert out.startswith("# config id ") and "image_size: 64" in out
-    from bench.config import run_id
-    assert run_id(config) in out
+    from bench.identity import data_id, run_id
+    assert run_id(config, data_id(config)) in out
 
 
 def test_demo_config_is_valid_and_cpu_sized():

@@ -2,8 +2,9 @@ import dataclasses
 
 import pytest
 
-from bench.config import (ConfigError, RunConfig, config_from_dict, config_id, config_to_dict, describe_fields,
-                          dump_config, load_config, run_id)
+from bench.config import (ConfigError, RunConfig, config_from_dict, config_to_dict, describe_fields,
+                          dump_config, load_config)
+from bench.identity import config_hash, run_id
 
 
 def test_defaults_are_the_pix2pix_paper():
@@ -23,7 +24,7 @@ def test_yaml_round_trip_and_stable_id(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(dump_config(c))
     again = load_config(path)
-    assert again == c and config_id(again) == config_id(c)
+    assert again == c and config_hash(again) == config_hash(c)
 
 
 def test_yaml_exponent_without_dot_is_a_number(tmp_path):
@@ -92,8 +93,8 @@ def test_id_ignores_seed_paths_device_and_cadence():
     base = RunConfig()
     same = load_config(None, ["seed=7", "device=cpu", "data.cache_dir=/tmp/x", "log_every=3",
                               "checkpoint_every=9", "eval.every_epochs=1", "generator.pretrained_path=/w.pth"])
-    assert config_id(same) == config_id(base)
-    assert run_id(same) == f"{config_id(base)}-s7" != run_id(base)
+    assert config_hash(same) == config_hash(base)
+    assert run_id(same, "0123abcd") == f"{config_hash(base)}-0123abcd-s7" != run_id(base, "0123abcd")
 
 
 def _other_value(key, default):
@@ -125,7 +126,7 @@ def test_every_identity_field_changes_the_id():
                   "generator.depth": [], "data.image_size": ["generator.depth=5"],
                   "optim.grad_clip_scope": ["optim.grad_clip_norm=1.0"],
                   "data.task": ["data.dataset=facades", "colour_space=rgb"]}
-    base_id = config_id(RunConfig())
+    base_id = config_hash(RunConfig())
     checked = 0
     for key, default, _ in describe_fields():
         if key not in identity or key == "data.dataset":
@@ -140,7 +141,7 @@ def test_every_identity_field_changes_the_id():
             value = 32 * 9
         overrides = [f"{key}={value}"] + companions.get(key, [])
         changed = config_from_dict(_nested(overrides))
-        assert config_id(changed) != base_id, key
+        assert config_hash(changed) != base_id, key
         checked += 1
     assert checked >= 30
 
@@ -191,7 +192,7 @@ def test_a_list_of_names_is_taken_comma_separated(override, expected):
 
 def test_a_comma_separated_list_reads_its_items_as_the_element_type():
     comma, bracketed = load_config(None, ["optim.betas=0.9,0.99"]), load_config(None, ["optim.betas=[0.9, 0.99]"])
-    assert comma.optim.betas == (0.9, 0.99) and config_id(comma) == config_id(bracketed)
+    assert comma.optim.betas == (0.9, 0.99) and config_hash(comma) == config_hash(bracketed)
     assert config_from_dict({"eval": {"metrics": "l1_rgb8,cf"}}).eval.metrics == ("l1_rgb8", "cf")  # a YAML file too
 
 

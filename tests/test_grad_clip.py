@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from bench.config import ConfigError, config_id, load_config
+from bench.config import ConfigError, load_config
+from bench.identity import config_hash
 from bench.models import build_networks
 from bench.train import build_optimizer, train_step
 
@@ -114,5 +115,5 @@ def test_generator_scope_needs_a_clip_norm_and_is_part_of_the_run_identity():
         _config("optim.grad_clip_scope=generator")
     with pytest.raises(ConfigError, match="optim.grad_clip_scope: got 'discriminator'; allowed: both, generator"):
         _config("optim.grad_clip_norm=1", "optim.grad_clip_scope=discriminator")
-    assert config_id(_config("optim.grad_clip_norm=1", "optim.grad_clip_scope=generator")) != \
-        config_id(_config("optim.grad_clip_norm=1"))
+    assert config_hash(_config("optim.grad_clip_norm=1", "optim.grad_clip_scope=generator")) != \
+        config_hash(_config("optim.grad_clip_norm=1"))

@@ -38,10 +38,10 @@ def test_module_imports_no_heavy_library(module):
 
 
 def test_loading_and_validating_a_config_imports_no_heavy_library():
-    code = ("from bench.config import RunConfig, config_id, load_config\n"
+    code = ("from bench.config import RunConfig, load_config\nfrom bench.identity import config_hash\n"
             "config = load_config(None, ['eval.metrics=psnr_rgb8,fid_inception_pt', 'discriminator.n_layers=5'])\n"
             "assert config.out_channels == 2 and config.eval.metrics == ('psnr_rgb8', 'fid_inception_pt')\n"
-            "config_id(config)")
+            "config_hash(config)")
     assert heavy(loaded_after(code)) == []
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from bench.cli import main
-from bench.config import ConfigError, RunConfig, config_id, load_config
+from bench.config import ConfigError, RunConfig, load_config
+from bench.identity import config_hash
 
 CLASSIC = ["generator.arch=classic_unet", "generator.depth=4", "generator.dropout=false"]
 SEED_002 = ["data.dataset=facades", "data.task=paired", "colour_space=rgb"]
@@ -59,7 +60,7 @@ def test_valid_network_knobs_are_accepted(overrides):
 ])
 def test_network_knobs_are_part_of_the_run_identity(override):
     common = ["generator.depth=6", "generator.dropout=false"]  # valid for unet and classic_unet alike
-    assert config_id(load_config(None, [*common, override])) != config_id(load_config(None, common))
+    assert config_hash(load_config(None, [*common, override])) != config_hash(load_config(None, common))
 
 
 def test_params_command_prints_seed_report_002_counts(capsys):

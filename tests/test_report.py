@@ -15,7 +15,8 @@ from scipy import stats as scipy_stats
 from bench import rundir
 from bench.cli import main
 from bench.colour import input_rgb8
-from bench.config import config_from_dict, config_id, config_to_dict, run_id
+from bench.config import config_from_dict, config_to_dict
+from bench.identity import config_id, data_id, run_id
 from bench.evaluate import save_sample_grid
 from bench.report.analysis import analyse
 from bench.report.build import report_roots
@@ -60,7 +61,8 @@ def metric_records(skip: bool, seed: int, step: int) -> list[dict]:
 def write_run(run_dir: Path, config, skip: bool, ending: str = "done") -> None:
     """A run directory as bench.train leaves it: evaluations at steps 5 and 10; ``ending`` done, failed or torn."""
     rundir.write_text(run_dir / "config.yaml", yaml.safe_dump(
-        {"run_id": run_id(config), "config_id": config_id(config), "seed": config.seed,
+        {"run_id": run_id(config, data_id(config)), "config_id": config_id(config, data_id(config)),
+         "data_id": data_id(config), "seed": config.seed,
          "config": config_to_dict(config)}, sort_keys=False))
     last = 5 if ending != "done" else 10
     for step in range(1, last + 1):
@@ -573,6 +575,7 @@ def test_an_unreadable_ablation_file_leaves_its_runs_collected_and_reported(tmp_
     assert main(["report", "--results", str(tmp_path / "results"), "--out", str(tmp_path / "out"),
                  "--resamples", "50"]) == 0
     assert "ablation.yaml: cannot be read" in capsys.readouterr().err
-    run = run_id(config_from_dict({"seed": 0}))
+    config = config_from_dict({"seed": 0})
+    run = run_id(config, data_id(config))
     table = (tmp_path / "out" / "broken" / "table.md").read_text()
     assert f"| {run} | 0 | done | 10/10 | all runs | `broken/run-a` |" in table

@@ -10,7 +10,8 @@ import yaml
 
 from bench import reproducible, rundir
 from bench.cli import main
-from bench.config import config_id, config_to_dict, load_config, run_id
+from bench.config import config_to_dict, load_config
+from bench.identity import config_id, data_id, run_id
 from bench.machine import cpu_info, library_versions, machine_label
 from bench.sweep.ablation import parse_ablation
 from bench.sweep.submit import slurm_parameters
@@ -126,7 +127,7 @@ def test_a_report_warns_when_its_runs_ran_on_different_machines(tmp_path):
         run_dir = root / f"run-s{seed}"
         seeded = load_config(None, ["data.dataset=samples", "data.image_size=32", "generator.depth=5", f"seed={seed}"])
         rundir.write_text(run_dir / "config.yaml", yaml.safe_dump(
-            {"run_id": run_id(seeded), "config_id": config_id(config), "seed": seed,
+            {"run_id": run_id(seeded, data_id(seeded)), "config_id": config_id(config, data_id(config)), "seed": seed,
              "config": config_to_dict(seeded), "environment": environment}, sort_keys=False))
         rundir.append_jsonl(run_dir / "metrics.jsonl", {"split": "test", "step": 1, "source": "train", "metric":
                                                         "psnr_rgb8", "value": 17.0 + seed, "n_images": 4,

@@ -133,8 +133,8 @@ def test_checkpoint_of_another_run_is_refused_naming_the_file(image_folder, tmp_
     train(tiny(image_folder, "seed=1"), other, stop_after_step=2)
     shutil.copy(other / "checkpoint.pt", mine / "checkpoint.pt")
     before = snapshot(mine)
-    with pytest.raises(ConfigError, match=r"checkpoint\.pt: belongs to run '[0-9a-f]{12}-s1', not to this "
-                                          r"directory's run '[0-9a-f]{12}-s0'"):
+    with pytest.raises(ConfigError, match=r"checkpoint\.pt: belongs to run '[0-9a-f]{12}-[0-9a-f]{8}-s1', not to this "
+                                          r"directory's run '[0-9a-f]{12}-[0-9a-f]{8}-s0'"):
         train(tiny(image_folder), mine)
     line = one_line_error(capsys, train_argv(image_folder, mine))
     assert str(mine / "checkpoint.pt") in line and "delete it" in line

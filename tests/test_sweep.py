@@ -13,6 +13,7 @@ from submitit.core.utils import DelayedSubmission, JobPaths
 from submitit.local.local import LOCAL_REQUEUE_RETURN_CODE, LocalJobEnvironment
 
 import bench.train
+import bench.train_step
 from bench import rundir
 from bench.checkpoint import load_checkpoint
 from bench.cli import main
@@ -89,7 +90,9 @@ def test_a_new_grid_value_adds_only_its_run(tmp_path, image_folder, monkeypatch)
 
 def _claim(run_dir, run_id, config):
     run_dir.mkdir(parents=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump({"run_id": run_id, "config": config_to_dict(config)}))
+    data = run_id.split("-")[1]  # bench.identity: <config hash>-<data id>-s<seed>
+    (run_dir / "config.yaml").write_text(yaml.safe_dump({"run_id": run_id, "data_id": data,
+                                                         "config": config_to_dict(config)}))
 
 
 def test_a_directory_holding_another_run_is_refused_and_left_alone(tmp_path, image_folder, capsys):
@@ -162,21 +165,21 @@ def test_local_executor_one_run_raising_leaves_the_other_three_finished(tmp_path
 
 def test_a_diverged_run_is_reported_and_continues_when_rerun(tmp_path, image_folder, monkeypatch, capsys):
     path = write_ablation(tmp_path, image_folder, grid={"generator.ngf": [8]}, steps=4)
-    real = bench.train.reconstruction_loss
+    real = bench.train_step.reconstruction_loss
     calls = {"n": 0}
 
     def exploding(kind, output, target):
         calls["n"] += 1
         return real(kind, output, target) * (float("nan") if calls["n"] == 3 else 1.0)
 
-    monkeypatch.setattr("bench.train.reconstruction_loss", exploding)
+    monkeypatch.setattr("bench.train_step.reconstruction_loss", exploding)
     results = tmp_path / "results"
     assert sweep(path, results, "--executor", "debug") == 1
     out = capsys.readouterr().out
     assert "diverged" in out and "reason: non-finite loss g_rec at step 2" in out
     assert main(["status", str(path), "--results", str(results)]) == 1
 
-    monkeypatch.setattr("bench.train.reconstruction_loss", real)
+    monkeypatch.setattr("bench.train_step.reconstruction_loss", real)
     assert sweep(path, results, "--executor", "debug", "--rerun-failed") == 0
     (run,) = load_ablation(path).runs
     run_dir = results / "tiny" / run.dir_name

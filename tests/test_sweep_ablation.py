@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.config import config_id, load_config, run_id
+from bench.config import load_config
+from bench.identity import config_hash, data_id, run_id
 from bench.sweep.ablation import AblationError, SlurmSettings, load_ablation, parse_ablation
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,7 +40,7 @@ def test_grid_is_the_product_of_axes_with_zip_groups_varying_together_times_seed
         assert run.config.loss.adversarial == run.point["loss.adversarial"]
         assert run.config.discriminator.arch == run.point["discriminator.arch"]
         assert run.config.data.image_size == 32 and run.config.seed == run.seed
-    assert len({r.run_id for r in runs}) == 18 and len({config_id(r.config) for r in runs}) == 6
+    assert len({r.run_id for r in runs}) == 18 and len({config_hash(r.config) for r in runs}) == 6
 
 
 def test_run_id_is_the_trainers_id_of_the_same_config():
@@ -48,7 +49,7 @@ def test_run_id_is_the_trainers_id_of_the_same_config():
     config = load_config(None, ["data.image_size=32", "data.batch_size=4", "generator.depth=5", "generator.ngf=8",
                                 "discriminator.ndf=8", "discriminator.n_layers=1", "optim.epochs=1",
                                 "loss.adversarial=lsgan", "seed=1"])
-    assert run.run_id == run_id(config) == f"{config_id(config)}-s1"
+    assert run.run_id == run_id(config, data_id(config)) == f"{config_hash(config)}-{data_id(config)}-s1"
     assert run.config == config
 
 

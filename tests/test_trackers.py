@@ -19,7 +19,8 @@ import yaml
 
 from bench import rundir, trackers
 from bench.cli import main
-from bench.config import ConfigError, config_id, load_config
+from bench.config import ConfigError, load_config
+from bench.identity import config_hash, config_id, data_id
 from bench.trackers import metric_scalars, open_trackers, stats_scalars, wandb_mode, wandb_run_id
 from bench.train import train
 from test_train import tiny
@@ -93,7 +94,7 @@ def mlflow_runs(results_dir, ablation):
 
 def wandb_records(run_dir, config):
     """Every record of the run's W&B offline logs (one per train call), oldest first, read by wandb itself."""
-    wandb_id = wandb_run_id(run_dir.parent.name, f"{config_id(config)}-s{config.seed}")
+    wandb_id = wandb_run_id(run_dir.parent.name, f"{config_id(config, data_id(config))}-s{config.seed}")
     records = []
     for folder in sorted((run_dir.parent / "trackers" / "wandb").glob(f"offline-run-*-{wandb_id}*")):
         out = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", str(folder), "--json"],
@@ -149,18 +150,18 @@ def test_tensorboard_events_equal_the_jsonl_records(resumed_run):
     texts = events.Tags()["tensors"]
     assert "run/text_summary" in texts and "protocol/psnr_rgb8/text_summary" in texts
     run_text = events.Tensors("run/text_summary")[0].tensor_proto.string_val[0].decode()
-    assert f"`{config_id(config)}-s0`" in run_text and "`tiny-ablation`" in run_text
+    assert f"`{config_id(config, data_id(config))}-s0`" in run_text and "`tiny-ablation`" in run_text
 
 
 def test_mlflow_store_equals_the_jsonl_records(resumed_run):
     config, run = resumed_run
     client, runs = mlflow_runs(run.parent, "tiny-ablation")
-    assert list(runs) == [f"{config_id(config)}-s0"]  # the resumed call continued the same MLflow run
-    mlrun, history = runs[f"{config_id(config)}-s0"]
+    assert list(runs) == [f"{config_id(config, data_id(config))}-s0"]  # the resumed call continued the same MLflow run
+    mlrun, history = runs[f"{config_id(config, data_id(config))}-s0"]
     assert_same(history, expected(run))
     assert mlrun.info.status == "FINISHED" and mlrun.info.run_name == "run-a"
     tags, params = mlrun.data.tags, mlrun.data.params
-    assert (tags["config_id"], tags["seed"], tags["ablation"]) == (config_id(config), "0", "tiny-ablation")
+    assert (tags["config_id"], tags["seed"], tags["ablation"]) == (config_id(config, data_id(config)), "0", "tiny-ablation")
     assert params["data.image_size"] == "32" and params["log.tracker"] == '["tensorboard", "wandb", "mlflow"]'
     assert json.loads(tags["metric.psnr_rgb8.protocol"])  # every metric's protocol
     assert "not found" in tags.get("metric.fid_inception_pt.unavailable", "not found")
@@ -175,10 +176,10 @@ def test_wandb_offline_logs_equal_the_jsonl_records(resumed_run):
     assert_same(wandb_scalars(logs), expected(run))
     for log in logs:
         (start,) = [r["run"] for r in log if r["type"] == "run"]
-        assert start["run_id"] == f"tiny-ablation-{config_id(config)}-s0" and start["run_group"] == "tiny-ablation"
+        assert start["run_id"] == f"tiny-ablation-{config_id(config, data_id(config))}-s0" and start["run_group"] == "tiny-ablation"
         assert start["display_name"] == "run-a"
         assert start["config"]["update"]["data.image_size"] == 32
-        assert start["config"]["update"]["config_id"] == config_id(config)
+        assert start["config"]["update"]["config_id"] == config_id(config, data_id(config))
     images = {int(r["history"]["step"]["num"]): r["history"]["item"]["samples.sha256"] for log in logs for r in log
               if r["type"] == "history" and r["history"]["item"].get("samples._type") == "image-file"}
     assert images == {step: hashlib.sha256((run / "samples" / f"step-{step:07d}.png").read_bytes()).hexdigest()
@@ -243,7 +244,7 @@ def test_a_tracker_failing_to_write_is_one_warning_and_the_others_go_on(image_fo
     warnings = [line for line in err.splitlines() if "colorbench: warning: tracker" in line]
     assert len(warnings) == 1 and f"tracker {broken} " in warnings[0] and "disk full" in warnings[0], err
     if "mlflow" in others:
-        assert_same(mlflow_runs(run.parent, "broken")[1][f"{config_id(config)}-s0"][1], expected(run))
+        assert_same(mlflow_runs(run.parent, "broken")[1][f"{config_id(config, data_id(config))}-s0"][1], expected(run))
     else:
         assert_same(tensorboard_run(run)[1], expected(run), rel=1e-6)
 
@@ -302,7 +303,7 @@ def test_the_tracker_knob_takes_one_name_a_list_or_none_and_is_not_identity():
     assert load_config(None, ["log.tracker=tensorboard"]).log.tracker == ("tensorboard",)
     assert load_config(None, ["log.tracker=[wandb, mlflow]"]).log.tracker == ("wandb", "mlflow")
     assert load_config(None, ["log.tracker=none"]).log.tracker == () == load_config().log.tracker
-    assert config_id(load_config(None, [ALL, "log.tracker_dir=/x"])) == config_id(load_config())
+    assert config_hash(load_config(None, [ALL, "log.tracker_dir=/x"])) == config_hash(load_config())
     with pytest.raises(ConfigError, match=r"log.tracker: got 'tb'; allowed: none, tensorboard, wandb, mlflow"):
         load_config(None, ["log.tracker=tb"])
     with pytest.raises(ConfigError, match=r"log.tracker\[1\]: got 'neptune'"):
@@ -313,7 +314,7 @@ def test_the_tracker_knob_takes_one_name_a_list_or_none_and_is_not_identity():
 
 def test_without_a_tracker_no_tracker_library_is_imported(tmp_path):
     code = ("import sys; import bench.train, bench.config, bench.sweep.job; from bench.config import RunConfig; "
-            "from bench.trackers import open_trackers; t = open_trackers(RunConfig(), sys.argv[1]); "
+            "from bench.trackers import open_trackers; t = open_trackers(RunConfig(), sys.argv[1], \"abc-s0\"); "
             "t.log_stats({'step': 1, 'lr': 1.0}); t.log_metrics([], 1); t.close(); "
             "heavy = [m for m in sys.modules if m.split('.')[0] in ('tensorboard', 'wandb', 'mlflow') "
             "or m.startswith('torch.utils.tensorboard')]; print(heavy); assert not heavy")
@@ -350,6 +351,6 @@ def test_a_run_raising_leaves_no_tracker_open(image_folder, tmp_path):
 
 def test_open_trackers_for_a_sweep_job_groups_by_the_results_folder(tmp_path):
     config = load_config(None, ["log.tracker=tensorboard"])
-    opened = open_trackers(config, tmp_path / "smoke" / "abc-s0-x")
+    opened = open_trackers(config, tmp_path / "smoke" / "abc-s0-x", "abc-s0")
     opened.close()
     assert (tmp_path / "smoke" / "trackers" / "tensorboard" / "smoke" / "abc-s0-x").is_dir()

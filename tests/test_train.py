@@ -9,7 +9,8 @@ from PIL import Image
 from bench import rundir
 from bench.checkpoint import load_checkpoint
 from bench.cli import main
-from bench.config import ConfigError, load_config, run_id
+from bench.config import ConfigError, load_config
+from bench.identity import data_id, run_id
 from bench.rundiff import run_differences
 from bench.train import TrainingFailed, train
 
@@ -47,7 +48,7 @@ def test_run_directory_holds_everything(image_folder, tmp_path):
     assert summary["state"] == "done" and summary["step"] == 8  # 15 train images / batch 4 -> 4 steps x 2 epochs
 
     meta = yaml.safe_load((run / "config.yaml").read_text())
-    assert meta["run_id"] == run_id(config) and meta["config"]["data"]["image_size"] == 32
+    assert meta["run_id"] == run_id(config, data_id(config)) and meta["config"]["data"]["image_size"] == 32
     for key in ("git_commit", "git_dirty", "python", "torch", "torchvision", "device_name"):
         assert key in meta["environment"]
     assert load_config(run / "config.yaml") == config
@@ -146,7 +147,7 @@ def test_non_finite_loss_writes_failed(image_folder, tmp_path, monkeypatch):
         loss = real(kind, output, target)
         return loss * float("nan") if calls["n"] == 3 else loss
 
-    monkeypatch.setattr("bench.train.reconstruction_loss", exploding)
+    monkeypatch.setattr("bench.train_step.reconstruction_loss", exploding)
     run = tmp_path / "run"
     with pytest.raises(TrainingFailed, match="non-finite loss g_rec at step 2"):
         train(tiny(image_folder), run)

@@ -34,7 +34,8 @@ import pandas as pd
 from bench import rundir, yamlio
 from bench.baselines import is_grey_input
 from bench.machine import machine_label
-from bench.config import ConfigError, config_id, flatten_keys
+from bench.config import ConfigError, flatten_keys
+from bench.identity import config_id_of
 from bench.sweep.ablation import Ablation, Axis, PlannedRun, format_value
 from bench.sweep.results import AblationResults, ResultsWarning, read_records, unreadable
 from bench.sweep.status import collect_status
@@ -196,7 +197,7 @@ def _file_state(run_dir: Path) -> str:
 def _run_rows(root: Path, group: str, run: _Run) -> tuple[list[dict], list[dict]]:
     identity = {"ablation": group, "state": run.state, "is_baseline": bool(run.planned and run.planned.is_baseline)}
     if run.planned is not None:
-        identity.update(run_id=run.planned.run_id, seed=run.planned.seed, config_id=config_id(run.planned.config))
+        identity.update(run_id=run.planned.run_id, seed=run.planned.seed, config_id=config_id_of(run.planned.run_id))
         identity.update(_axis_labels(run.axes, run.planned.point))
     if run.run_dir is None:
         return [identity], []
@@ -207,7 +208,9 @@ def _run_rows(root: Path, group: str, run: _Run) -> tuple[list[dict], list[dict]
         _warn(f"{problem}; the run is collected as broken")
     if broken:
         identity["state"] = "broken"
-    identity.update(_config_columns(run.run_dir, identity))
+    known_data = run.planned is None or run.planned.data_problem is None
+    # Where the data is not here the planned ids hold a placeholder: the run's config.yaml says which data it had.
+    identity.update(_config_columns(run.run_dir, identity if known_data else {}))
     identity.setdefault("run_id", run.run_dir.name)
     stats = _read_records(run.run_dir / "stats.jsonl")
     records = _read_records(run.run_dir / "metrics.jsonl")

@@ -20,6 +20,10 @@ axes are tuned within each scientific value (the report keeps the best), and fix
 split the study (results are compared within each of their values, never across).
 Mistakes (unknown keys, values the config rejects, an empty grid, two grid points that are
 the same run) raise :class:`AblationError` naming the file, the key and the value.
+
+Run ids cover the data (``bench.identity``): expanding fingerprints each distinct data
+config once.  Where the data is not here, its runs carry ``UNKNOWN_DATA_ID`` and the reason
+(``PlannedRun.data_problem``): enough to list, dry-run and report them, never to submit.
 """
 from __future__ import annotations
 
@@ -33,7 +37,8 @@ from typing import Any
 
 
 from bench.config import (SEED_LIMIT, ConfigError, RunConfig, apply_overrides, config_from_dict, config_to_dict,
-                          describe_fields, flatten_keys, parse_override, run_id)
+                          describe_fields, flatten_keys, parse_override)
+from bench.identity import UNKNOWN_DATA_ID, DataUnavailable, data_id, run_id
 from bench.sweep.profiles import FULL, read_study, select_profile
 
 # profile: which profile of a study file this expanded document is (see bench.sweep.profiles);
@@ -89,12 +94,13 @@ class SlurmSettings:
 class PlannedRun:
     """One run of an ablation: a grid point at one seed."""
 
-    run_id: str  # <config-id>-s<seed>: the identity
+    run_id: str  # <config hash>-<data id>-s<seed>: the identity (bench.identity)
     dir_name: str  # the run id plus a readable suffix (not part of the identity)
     config: RunConfig
     point: dict[str, Any]  # every grid key -> its value at this point
     differing: dict[str, Any]  # dotted config keys whose value differs from the base config (seed aside)
     is_baseline: bool
+    data_problem: str | None = None  # why the data id is UNKNOWN_DATA_ID; None when it is known
 
     @property
     def seed(self) -> int:
@@ -117,16 +123,21 @@ class Ablation:
     document: dict  # the file's contents with --set applied to base (what a results folder keeps)
 
 
-def load_ablation(path: str | Path, overrides: list[str] | tuple[str, ...] = (), profile: str = FULL) -> Ablation:
-    """Read, validate and expand an ablation file at ``profile``; ``overrides`` (``key=value``) change its base."""
+def load_ablation(path: str | Path, overrides: list[str] | tuple[str, ...] = (), profile: str = FULL,
+                  fetch_data: bool = False) -> Ablation:
+    """Read, validate and expand an ablation file at ``profile``; ``overrides`` (``key=value``) change its base.
+
+    ``fetch_data`` downloads a missing benchmark dataset (``data.download``) to compute the run ids.
+    """
     path = Path(path)
     data, presets = read_study(path)
     if not isinstance(data, dict):
         raise AblationError(f"{path}: expected a mapping with the keys {', '.join(TOP_LEVEL_KEYS)}")
-    return parse_ablation(select_profile(data, profile, presets, str(path)), str(path), overrides)
+    return parse_ablation(select_profile(data, profile, presets, str(path)), str(path), overrides, fetch_data)
 
 
-def parse_ablation(data: dict, source: str, overrides: list[str] | tuple[str, ...] = ()) -> Ablation:
+def parse_ablation(data: dict, source: str, overrides: list[str] | tuple[str, ...] = (),
+                   fetch_data: bool = False) -> Ablation:
     """Validate the plain contents of an ablation file and expand its runs (see the module docstring)."""
     def fail(message: str) -> None:
         raise AblationError(f"{source}: {message}")
@@ -151,7 +162,7 @@ def parse_ablation(data: dict, source: str, overrides: list[str] | tuple[str, ..
     seeds = _parse_seeds(data.get("seeds", [0]), fail)
     baseline_positions = _parse_baseline(data.get("baseline"), axes, fail)
     slurm = _parse_slurm(data.get("slurm"), fail)
-    runs = _expand(base, axes, seeds, baseline_positions, fail)
+    runs = _expand(base, axes, seeds, baseline_positions, fail, _DataIds(fetch_data))
     baseline = {}
     for axis, position in zip(axes, baseline_positions):
         baseline.update(axis.point(position))
@@ -349,8 +360,26 @@ def _gigabytes(value: Any, fail) -> float:
     return gigabytes
 
 
+class _DataIds:
+    """The data id of each distinct data config (and weights file), computed once per expansion."""
+
+    def __init__(self, fetch: bool) -> None:
+        self.fetch, self.known = fetch, {}
+
+    def __call__(self, config: RunConfig) -> tuple[str, str | None]:
+        """(data id, None), or (UNKNOWN_DATA_ID, why) where the data is not here."""
+        gen = config.generator
+        key = (config.data, gen.arch, gen.pretrained_encoder, gen.pretrained_path)
+        if key not in self.known:
+            try:
+                self.known[key] = data_id(config, fetch=self.fetch), None
+            except DataUnavailable as err:
+                self.known[key] = UNKNOWN_DATA_ID, str(err)
+        return self.known[key]
+
+
 def _expand(base: dict, axes: tuple[Axis, ...], seeds: tuple[int, ...], baseline_positions: tuple[int, ...],
-            fail) -> list[PlannedRun]:
+            fail, data_ids: _DataIds) -> list[PlannedRun]:
     base_values = flatten_keys(config_to_dict(config_from_dict(base)))
     runs, point_of_run = [], {}
     for positions in itertools.product(*(range(len(axis.values)) for axis in axes)):
@@ -365,15 +394,16 @@ def _expand(base: dict, axes: tuple[Axis, ...], seeds: tuple[int, ...], baseline
             fail(f"grid point {_describe(point)}: {err}")
         differing = {key: value for key, value in flatten_keys(config_to_dict(first)).items()
                      if key != "seed" and value != base_values.get(key)}
+        data, data_problem = data_ids(first)
         for seed in seeds:
             config = replace(first, seed=seed)
-            identity = run_id(config)
-            if identity in point_of_run:
+            identity = run_id(config, data)
+            if identity in point_of_run and data_problem is None:  # unknown data may yet differ: not judged
                 fail(f"grid points {_describe(point_of_run[identity])} and {_describe(point)} are the same run "
                      f"{identity} (no result-affecting difference); remove one")
             point_of_run[identity] = point
             runs.append(PlannedRun(identity, f"{identity}-{_suffix(differing)}", config, point, differing,
-                                   positions == baseline_positions))
+                                   positions == baseline_positions, data_problem))
     return runs
 
 

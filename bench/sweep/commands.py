@@ -19,9 +19,11 @@ def sweep_command(file: str | Path, executor: str = "auto", dry_run: bool = Fals
                   rerun_failed: bool = False, max_num_timeout: int | None = None, wait: bool = False,
                   profile: str = FULL) -> int:
     """Expand, check and submit an ablation; 1 when a run of it has failed (after waiting, for local/debug)."""
-    ablation = load_ablation(file, overrides, profile)
+    ablation = load_ablation(file, overrides, profile, fetch_data=not dry_run)
     folder = AblationResults(Path(results) / ablation.name)
     executor = resolve_executor(executor)
+    if not dry_run:
+        _check_data(ablation)
     with printed_warnings():
         plan = plan_sweep(ablation, folder, rerun_failed)
     if dry_run:
@@ -41,6 +43,14 @@ def sweep_command(file: str | Path, executor: str = "auto", dry_run: bool = Fals
         statuses = collect_status(folder, ablation.runs)
     print(format_table(statuses))
     return EXIT_RUNS_FAILED if any(s.failed for s in statuses) else EXIT_OK
+
+
+def _check_data(ablation: Ablation) -> None:
+    """Refuse to submit runs whose data id is unknown: their directories could not be named."""
+    unknown = [run for run in ablation.runs if run.data_problem is not None]
+    if unknown:
+        raise ConfigError(f"{ablation.source}: {len(unknown)} of {len(ablation.runs)} runs cannot be named, because "
+                          f"their run ids cover the data: {unknown[0].data_problem}")
 
 
 def status_command(target: str | Path | None = None, results: str | Path = "results",

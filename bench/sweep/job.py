@@ -40,14 +40,18 @@ def resume_file(run_dir: str | Path) -> Path:
 
 
 class TrainJob(submitit.helpers.Checkpointable):
-    """``TrainJob()(config, run_dir, threads)`` trains the run (a plain config dict) in ``run_dir``."""
+    """``TrainJob()(config, run_dir, threads, run_id)`` trains the run (a plain config dict) in ``run_dir``.
 
-    def __call__(self, config: dict, run_dir: str, threads: int | None = None) -> dict:
+    ``run_id`` is the id the sweep planned; data changed since then fails the job rather than
+    training another run under that name.
+    """
+
+    def __call__(self, config: dict, run_dir: str, threads: int | None = None, run_id: str | None = None) -> dict:
         # How the job ended, as JSON beside submitit's files: `colorbench status` never unpickles results.
         from bench.sweep.outcome import record_outcome
-        return record_outcome(self._train, config, run_dir, threads)
+        return record_outcome(self._train, config, run_dir, threads, run_id)
 
-    def _train(self, config: dict, run_dir: str, threads: int | None = None) -> dict:
+    def _train(self, config: dict, run_dir: str, threads: int | None = None, run_id: str | None = None) -> dict:
         import torch
         threads = threads or int(os.environ.get("SLURM_CPUS_PER_TASK", 0)) or None
         threads = pinned_threads() or threads  # --reproducible: the thread count decides the digits too
@@ -57,7 +61,7 @@ class TrainJob(submitit.helpers.Checkpointable):
         print(f"colorbench: {'resuming from ' + str(checkpoint) if checkpoint.exists() else 'starting'} "
               f"(run directory {run_dir})", flush=True)
         with _HeldPreemption() as preemption, _local_stop() as stop:
-            summary = train(config_from_dict(config), run_dir,
+            summary = train(config_from_dict(config), run_dir, planned_run_id=run_id,
                             stop_requested=lambda: preemption.requested() or stop.requested())
         if summary["state"] == "interrupted" and not preemption.requested() and stop.requested():
             name = signal.Signals(stop.received).name
@@ -70,7 +74,8 @@ class TrainJob(submitit.helpers.Checkpointable):
             preemption.hand_over()  # submitit checkpoints (below), requeues and exits
         return summary
 
-    def checkpoint(self, config: dict, run_dir: str, threads: int | None = None) -> submitit.helpers.DelayedSubmission:
+    def checkpoint(self, config: dict, run_dir: str, threads: int | None = None,
+                   run_id: str | None = None) -> submitit.helpers.DelayedSubmission:
         """The requeued submission: the same call, which resumes from :func:`resume_file`."""
         checkpoint = resume_file(run_dir)
         if checkpoint.exists():
@@ -78,7 +83,7 @@ class TrainJob(submitit.helpers.Checkpointable):
         else:
             print(f"colorbench: requeueing without a checkpoint ({checkpoint} is missing); the run restarts",
                   file=sys.stderr, flush=True)
-        return super().checkpoint(config, run_dir, threads)
+        return super().checkpoint(config, run_dir, threads, run_id)
 
 
 def _local_stop() -> Any:

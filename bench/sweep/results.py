@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from bench import rundir, yamlio
-from bench.config import ConfigError, config_from_dict, read_yaml, run_id
+from bench.config import ConfigError, config_from_dict, read_yaml
+from bench.identity import run_id, same_run
 from bench.sweep.ablation import Ablation, PlannedRun, parse_ablation
 
 EXECUTORS = ("slurm", "local", "debug")
@@ -143,11 +144,12 @@ class AblationResults:
         return Path(tempfile.mkdtemp(prefix=time.strftime("%Y%m%d-%H%M%S-"), dir=parent))
 
     def existing_dirs(self, run: PlannedRun) -> list[Path]:
-        """Directories named after ``run``'s id (with any suffix)."""
+        """Directories named after ``run``'s id (with any suffix; any data id where its data is not here)."""
         if not self.root.is_dir():
             return []
+        id_parts = run.run_id.count("-") + 1
         return sorted(p for p in self.root.iterdir()
-                      if p.is_dir() and (p.name == run.run_id or p.name.startswith(run.run_id + "-")))
+                      if p.is_dir() and same_run(run.run_id, "-".join(p.name.split("-")[:id_parts])))
 
     def run_dir(self, run: PlannedRun) -> Path:
         """The run's directory: the existing one, else ``<root>/<run id>-<suffix>``."""
@@ -207,10 +209,13 @@ def _claim_problem(path: Path, run: PlannedRun) -> str | None:
         stored = config_from_dict(record.get("config", {}))
     except (OSError, yamlio.YamlError, ConfigError) as err:
         return f"config.yaml cannot be read as a run config ({err})"
-    if record.get("run_id") != run.run_id:
-        return f"holds run {record.get('run_id')!r}, not {run.run_id!r}"
-    if run_id(stored) != run.run_id:
-        return f"config.yaml says run {run.run_id!r} but its config is run {run_id(stored)!r}"
+    claimed, data = record.get("run_id"), record.get("data_id")
+    if not isinstance(claimed, str) or not same_run(run.run_id, claimed):
+        return f"holds run {claimed!r}, not {run.run_id!r}"
+    if not isinstance(data, str):
+        return f"config.yaml says run {claimed!r} but names no data id"
+    if run_id(stored, data) != claimed:
+        return f"config.yaml says run {claimed!r} but its config is run {run_id(stored, data)!r}"
     return None
 
 

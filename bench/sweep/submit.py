@@ -71,6 +71,8 @@ def plan_sweep(ablation: Ablation, results: AblationResults, rerun_failed: bool 
 
 
 def _action(status: RunStatus, rerun_failed: bool) -> str:
+    if status.run.data_problem is not None and status.state in ("missing", "interrupted"):
+        return "skip: its data is not here"
     if status.state == "broken":  # a file of it is not text: training would meet it too
         return "skip: broken; repair or move its directory (see its reason)"
     if status.state in ("missing", "interrupted") or (status.failed and rerun_failed):
@@ -154,7 +156,7 @@ def _set_aside_failure(run_dir: Path) -> None:
 
 
 def _job_arguments(status: RunStatus, threads: int | None) -> tuple:
-    return config_to_dict(status.run.config), str(status.run_dir), threads
+    return config_to_dict(status.run.config), str(status.run_dir), threads, status.run.run_id
 
 
 def _submit_slurm(ablation: Ablation, results: AblationResults, to_submit: list[RunStatus], folder: Path,
