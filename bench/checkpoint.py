@@ -17,6 +17,8 @@ from .rundir import RunDirError, atomic_write
 
 # The checkpoint in a run directory: the trainer writes it, a requeued job resumes from it.
 CHECKPOINT_FILE = "checkpoint.pt"
+# What a finished run's checkpoint keeps unless config.keep_training_state (bench.train): enough to score it.
+FINISHED_CHECKPOINT_KEYS = ("generator", "step", "run_id")
 
 
 def seed_all(seed: int) -> None:

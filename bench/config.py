@@ -300,6 +300,9 @@ class RunConfig:
     device: Literal["auto", "cpu", "cuda"] = knob("auto", "auto = cuda when available", identity=False)
     log_every: int = knob(50, "write a stats.jsonl record every this many steps", identity=False)
     checkpoint_every: int = knob(500, "write checkpoint.pt every this many steps (and at each epoch end)", identity=False)
+    keep_training_state: bool = knob(False, "after DONE keep checkpoint.pt whole (optimisers, D, RNG states); false "
+                                     "keeps only the final generator weights, which eval, report and reproduce need",
+                                     identity=False)
 
     def __post_init__(self) -> None:
         if not (isinstance(self.seed, int) and 0 <= self.seed < SEED_LIMIT):

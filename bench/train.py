@@ -28,7 +28,8 @@ from tqdm import tqdm
 from . import rundir
 from .allocator import retain_freed_memory
 from .baselines import is_grey_input, record_grey_input
-from .checkpoint import CHECKPOINT_FILE, load_checkpoint, rng_state, save_checkpoint, seed_all, set_rng_state
+from .checkpoint import (CHECKPOINT_FILE, FINISHED_CHECKPOINT_KEYS, load_checkpoint, rng_state, save_checkpoint,
+                         seed_all, set_rng_state)
 from .config import ConfigError, RunConfig, config_to_dict
 from .data import augment, prepare_data
 from .evaluate import colourise, save_sample_grid
@@ -111,7 +112,9 @@ def _train(config: RunConfig, data_key: str, run_dir: Path, stop_after_step: int
     rundir.remove_stale_temporary_files(run_dir)  # left by a killed process; we hold the lock
     _check_run_dir(run_dir, run)
     if (run_dir / "DONE").exists():
-        return _done_summary(run_dir, run)
+        summary = _done_summary(run_dir, run)
+        _drop_training_state(run_dir, config)  # a process stopped between DONE and the drop left it
+        return summary
     if (run_dir / "FAILED").exists():
         raise TrainingFailed(f"{run_dir}: the run failed before (see {run_dir / 'FAILED'}); "
                              "delete that file to run it again")
@@ -180,7 +183,25 @@ def _train(config: RunConfig, data_key: str, run_dir: Path, stop_after_step: int
     summary = {"run_dir": str(run_dir), "run_id": run, "step": step, "total_steps": total_steps,
                "state": "done", "metrics": _final_metrics(run_dir, step)}
     rundir.write_json(run_dir / "DONE", summary)
+    _drop_training_state(run_dir, config)
     return summary
+
+
+def _drop_training_state(run_dir: Path, config: RunConfig) -> None:
+    """Shrink a finished run's checkpoint.pt to what ``eval`` needs: the generator weights, step and run id.
+
+    D, both optimisers (Adam keeps two tensors per weight), the schedulers and RNG states only
+    serve to continue training, which a DONE run never does; ``keep_training_state`` keeps them.
+    The file is replaced atomically, so a stop part-way leaves the whole checkpoint, which the
+    next call on the directory shrinks.
+    """
+    path = run_dir / CHECKPOINT_FILE
+    if config.keep_training_state or not path.exists():
+        return
+    state = load_checkpoint(path)
+    if set(state) == set(FINISHED_CHECKPOINT_KEYS):
+        return
+    save_checkpoint(path, {key: state[key] for key in FINISHED_CHECKPOINT_KEYS})
 
 
 def _step_schedulers(*schedulers) -> None:
@@ -276,10 +297,18 @@ def _resume(run_dir: Path, parts: dict, state: dict | None, total_steps: int) ->
         if not isinstance(step, int) or not 0 <= step <= total_steps:
             raise rundir.RunDirError(f"{path}: step {step!r} is not a step of this run (0 to {total_steps}); "
                                      "delete it to restart the run from step 0")
+        # A finished run's checkpoint holds the generator only (_drop_training_state): it trains no further,
+        # but its DONE (deleted, or unreadable and deleted) can be written again from its logs.
+        finished = set(state) == set(FINISHED_CHECKPOINT_KEYS)
+        if finished and step != total_steps:
+            raise rundir.RunDirError(f"{path}: holds only the generator of step {step} of {total_steps}, nothing "
+                                     "to train on from; delete it to restart the run from step 0")
         try:
             for name, part in parts.items():
-                part.load_state_dict(state[name])
-            set_rng_state(state["rng"])
+                if not finished or name == "generator":
+                    part.load_state_dict(state[name])
+            if not finished:
+                set_rng_state(state["rng"])
         except (KeyError, ValueError, RuntimeError, TypeError) as err:
             problem = f"no {err.args[0]!r} entry" if isinstance(err, KeyError) else str(err).splitlines()[0][:160]
             raise rundir.RunDirError(f"{path}: does not fit this run's networks ({problem}); delete it to restart "

@@ -77,7 +77,7 @@ def test_run_directory_holds_everything(image_folder, tmp_path):
         assert grid.size == (3 * 34 + 2, 2 * 34 + 2)
 
     state = torch.load(run / "checkpoint.pt", weights_only=True)
-    assert {"generator", "discriminator", "opt_g", "opt_d", "sched_g", "sched_d", "rng", "step"} <= set(state)
+    assert set(state) == {"generator", "step", "run_id"}  # finished: the training state is dropped
     manifest = json.loads((run / "data_manifest.json").read_text())
     assert manifest["source"] == "folder"
     assert json.loads((run / "DONE").read_text()) == summary
@@ -87,7 +87,8 @@ def test_run_directory_holds_everything(image_folder, tmp_path):
 @pytest.mark.parametrize("stop_at", [3, 4, 6])  # mid-epoch, at an epoch end (after an evaluation), mid-epoch 2
 def test_interrupted_then_resumed_equals_uninterrupted(image_folder, tmp_path, stop_at):
     """Stats every 3 steps, so each stop falls inside a stats window; every file must match."""
-    config = tiny(image_folder, "generator.dropout=true", "data.augmentation=flip+jitter", "log_every=3")
+    config = tiny(image_folder, "generator.dropout=true", "data.augmentation=flip+jitter", "log_every=3",
+                  "keep_training_state=true")  # D, optimisers and RNG states compared too
     train(config, tmp_path / "whole")
     partial = train(config, tmp_path / "resumed", stop_after_step=stop_at)
     assert partial["state"] == "interrupted" and not (tmp_path / "resumed" / "DONE").exists()
@@ -128,6 +129,28 @@ def test_done_run_is_not_trained_again(image_folder, tmp_path, monkeypatch):
     first = train(config, tmp_path / "run")
     monkeypatch.setattr("bench.train.prepare_data", lambda cfg: pytest.fail("a finished run was trained again"))
     assert train(config, tmp_path / "run") == first
+
+
+def test_a_finished_run_keeps_only_the_generator_unless_asked(image_folder, tmp_path):
+    slim, whole = tmp_path / "slim", tmp_path / "whole"
+    train(tiny(image_folder), slim)
+    train(tiny(image_folder, "keep_training_state=true"), whole)
+    kept = load_checkpoint(whole / "checkpoint.pt")
+    assert {"discriminator", "opt_g", "opt_d", "sched_g", "sched_d", "rng", "stats"} <= set(kept)
+    state = load_checkpoint(slim / "checkpoint.pt")
+    assert set(state) == {"generator", "step", "run_id"}
+    assert _same_state(state["generator"], kept["generator"]) and state["step"] == kept["step"] == 8
+    assert state["run_id"] == kept["run_id"]
+    # Adam holds two tensors per weight and D is dropped too: the slim file is under a third of the whole one.
+    assert (slim / "checkpoint.pt").stat().st_size < (whole / "checkpoint.pt").stat().st_size / 3
+    assert main(["eval", str(slim)]) == 0  # what eval needs is there
+
+
+def test_a_whole_checkpoint_left_beside_done_is_shrunk_by_the_next_call(image_folder, tmp_path):
+    run = tmp_path / "run"
+    train(tiny(image_folder, "keep_training_state=true"), run)  # as if stopped between DONE and the drop
+    train(tiny(image_folder), run)
+    assert set(load_checkpoint(run / "checkpoint.pt")) == {"generator", "step", "run_id"}
 
 
 def test_directory_of_another_run_is_refused(image_folder, tmp_path):

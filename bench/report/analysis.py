@@ -23,7 +23,8 @@ import pandas as pd
 from bench.baselines import GREY_INPUT_SOURCE, NOT_APPLICABLE, NOT_RECORDED
 from bench.metrics import METRICS
 from bench.report.design import Design, DesignAxis, cell_label
-from bench.report.stats import BOOTSTRAP_SEED, N_RESAMPLES, paired_bootstrap, seed_summary, welch_interval, wilcoxon_p
+from bench.report.stats import (BOOTSTRAP_SEED, LEVEL, N_RESAMPLES, holm, paired_bootstrap_intervals, seed_summary,
+                                seeds_needed, welch_interval, welch_p, wilcoxon_p)
 
 REPORT_SPLIT = "test"
 VALIDATION_SPLITS = ("val", "validation")
@@ -239,34 +240,49 @@ def _summarise(reported: pd.DataFrame) -> pd.DataFrame:
 
 def _compare(reported: pd.DataFrame, n_resamples: int, seed: int) -> pd.DataFrame:
     columns = ["dataset", "split", "fixed", "variant", "variant_position", "metric", "difference", "ci_low", "ci_high",
-               "excludes_zero", "wilcoxon_p", "method", "n_images_paired"]
+               "excludes_zero", "wilcoxon_p", "method", "n_images_paired", "arms", "ci_low_bonferroni",
+               "ci_high_bonferroni", "excludes_zero_bonferroni", "p_value", "p_holm", "seeds_needed"]
     rows = []
     for (dataset, split, fixed, metric), group in reported.groupby(["dataset", "split", "fixed", "metric"], sort=True):
         baseline = group[group["is_baseline"]]
         if baseline.empty:
             continue
-        for variant, arm in group[~group["is_baseline"]].groupby("variant", sort=True):
-            rows.append({"dataset": dataset, "split": split, "fixed": fixed, "variant": variant,
-                         "variant_position": arm["variant_position"].iloc[0], "metric": metric,
-                         **compare_arms(arm, baseline, n_resamples, seed)})
+        arms = list(group[~group["is_baseline"]].groupby("variant", sort=True))
+        family = [{"dataset": dataset, "split": split, "fixed": fixed, "variant": variant,
+                   "variant_position": arm["variant_position"].iloc[0], "metric": metric,
+                   **compare_arms(arm, baseline, n_resamples, seed, n_arms=len(arms))} for variant, arm in arms]
+        for row, adjusted in zip(family, holm([row["p_value"] for row in family])):
+            row["p_holm"] = adjusted
+        rows += family
     return _sorted(pd.DataFrame(rows, columns=columns))
 
 
-def compare_arms(arm: pd.DataFrame, baseline: pd.DataFrame, n_resamples: int, seed: int) -> dict:
-    """Paired bootstrap + Wilcoxon over the images both arms scored, else Welch over seeds."""
+def compare_arms(arm: pd.DataFrame, baseline: pd.DataFrame, n_resamples: int, seed: int, n_arms: int = 1) -> dict:
+    """Paired bootstrap + Wilcoxon over the images both arms scored, else Welch over seeds.
+
+    With ``n_arms`` arms compared with the same baseline, the interval is also given at the
+    Bonferroni level and the seeds needed are for the Bonferroni-corrected test.
+    """
+    corrected = 1 - (1 - LEVEL) / n_arms
+    seed_values = arm["value"].to_numpy(), baseline["value"].to_numpy()
+    needed = seeds_needed(*seed_values, alpha=1 - corrected)
     paired = _paired_values(arm, baseline)
     if paired is not None:
         variant_values, baseline_values = paired
-        difference = paired_bootstrap(variant_values, baseline_values, n_resamples, seed)
+        difference, bonferroni = paired_bootstrap_intervals(variant_values, baseline_values, (LEVEL, corrected),
+                                                            n_resamples, seed)
         n_images = variant_values.shape[1]
-        return {"difference": difference.value, "ci_low": difference.ci_low, "ci_high": difference.ci_high,
-                "excludes_zero": difference.excludes_zero, "wilcoxon_p": wilcoxon_p(variant_values, baseline_values),
-                "method": f"paired bootstrap over {n_images} images x seeds ({len(arm)} vs {len(baseline)})",
-                "n_images_paired": n_images}
-    difference = welch_interval(arm["value"].to_numpy(), baseline["value"].to_numpy())
+        p = wilcoxon_p(variant_values, baseline_values)
+        method = f"paired bootstrap over {n_images} images x seeds ({len(arm)} vs {len(baseline)})"
+    else:
+        difference, bonferroni = (welch_interval(*seed_values, level=level) for level in (LEVEL, corrected))
+        n_images, p = 0, welch_p(*seed_values)
+        method = f"Welch t over seeds ({len(arm)} vs {len(baseline)})"
     return {"difference": difference.value, "ci_low": difference.ci_low, "ci_high": difference.ci_high,
-            "excludes_zero": difference.excludes_zero, "wilcoxon_p": math.nan,
-            "method": f"Welch t over seeds ({len(arm)} vs {len(baseline)})", "n_images_paired": 0}
+            "excludes_zero": difference.excludes_zero, "wilcoxon_p": p if paired is not None else math.nan,
+            "method": method, "n_images_paired": n_images, "arms": n_arms, "ci_low_bonferroni": bonferroni.ci_low,
+            "ci_high_bonferroni": bonferroni.ci_high, "excludes_zero_bonferroni": bonferroni.excludes_zero,
+            "p_value": p, "seeds_needed": needed}
 
 
 def _paired_values(arm: pd.DataFrame, baseline: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:

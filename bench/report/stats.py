@@ -11,9 +11,16 @@ interval of the mean.  Against the baseline, with per-image values of the same t
   seed-averaged values.
 * :func:`welch_interval`: for set metrics (no per-image values), the Welch t-interval of the
   difference of the seed means.
+
+Across the arms of a study (each compared with one baseline): :func:`holm` adjusts their
+p-values (Holm-Bonferroni, controlling the family-wise error rate), the intervals are also
+given at the Bonferroni level ``1 - (1 - LEVEL) / arms``, and :func:`seeds_needed` is the
+number of seeds per arm a two-sample comparison of seed means would need to resolve the
+observed difference, given the measured spread over seeds.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,6 +76,12 @@ def paired_bootstrap(variant: np.ndarray, baseline: np.ndarray, n_resamples: int
     ``variant`` is (seeds of the variant, images) and ``baseline`` (seeds of the baseline, images),
     with the columns the same test images in the same order.
     """
+    return paired_bootstrap_intervals(variant, baseline, (level,), n_resamples, seed)[0]
+
+
+def paired_bootstrap_intervals(variant: np.ndarray, baseline: np.ndarray, levels: tuple[float, ...],
+                               n_resamples: int = N_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> list[Difference]:
+    """:func:`paired_bootstrap` at each of ``levels``, from one set of resamples."""
     variant, baseline = _per_seed_images("variant", variant), _per_seed_images("baseline", baseline)
     if variant.shape[1] != baseline.shape[1]:
         raise ValueError(f"paired_bootstrap: variant has {variant.shape[1]} images, baseline {baseline.shape[1]}; "
@@ -87,8 +100,10 @@ def paired_bootstrap(variant: np.ndarray, baseline: np.ndarray, n_resamples: int
             # mean over the drawn seeds and images = seed weights . (arm @ image counts) / images
             means.append(np.einsum("rs,sr->r", seed_weights, arm @ image_counts.T) / n_images)
         differences.append(means[0] - means[1])
-    low, high = np.quantile(np.concatenate(differences), [0.5 - level / 2, 0.5 + level / 2])
-    return Difference(float(variant.mean() - baseline.mean()), float(low), float(high))
+    differences = np.concatenate(differences)
+    value = float(variant.mean() - baseline.mean())
+    return [Difference(value, *map(float, np.quantile(differences, [0.5 - level / 2, 0.5 + level / 2])))
+            for level in levels]
 
 
 def wilcoxon_p(variant: np.ndarray, baseline: np.ndarray) -> float:
@@ -114,6 +129,45 @@ def welch_interval(variant: np.ndarray | list[float], baseline: np.ndarray | lis
     df = (var_v + var_b) ** 2 / (var_v ** 2 / (len(variant) - 1) + var_b ** 2 / (len(baseline) - 1))
     half = float(scipy_stats.t.ppf(0.5 + level / 2, df)) * se
     return Difference(value, float(value - half), float(value + half))
+
+
+def welch_p(variant: np.ndarray | list[float], baseline: np.ndarray | list[float]) -> float:
+    """Two-sided Welch t-test p of the seed means (NaN unless both arms have 2+ seeds and some spread)."""
+    variant, baseline = np.asarray(variant, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
+    if len(variant) < 2 or len(baseline) < 2 or (variant.var() == 0 and baseline.var() == 0):
+        return float("nan")
+    return float(scipy_stats.ttest_ind(variant, baseline, equal_var=False).pvalue)
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values, in the order given; NaN entries stay NaN and do not count."""
+    order = sorted((p, i) for i, p in enumerate(p_values) if not np.isnan(p))
+    adjusted = [float("nan")] * len(p_values)
+    running = 0.0
+    for rank, (p, i) in enumerate(order):
+        running = max(running, min(1.0, (len(order) - rank) * p))
+        adjusted[i] = running
+    return adjusted
+
+
+def seeds_needed(variant: np.ndarray | list[float], baseline: np.ndarray | list[float], alpha: float = 1 - LEVEL,
+                 power: float = 0.8) -> float:
+    """Seeds per arm for a two-sided two-sample test at ``alpha`` to detect the observed difference with ``power``.
+
+    Normal approximation with the pooled seed variance s^2 of the two arms and the observed
+    difference d of their means: n = 2 (z(1 - alpha/2) + z(power))^2 s^2 / d^2, rounded up.
+    NaN with fewer than two seeds in an arm; inf when d is 0.
+    """
+    variant, baseline = np.asarray(variant, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
+    if len(variant) < 2 or len(baseline) < 2:
+        return float("nan")
+    difference = variant.mean() - baseline.mean()
+    pooled = ((len(variant) - 1) * variant.var(ddof=1) + (len(baseline) - 1) * baseline.var(ddof=1)) / (
+        len(variant) + len(baseline) - 2)
+    if difference == 0:
+        return float("inf")
+    z = scipy_stats.norm.ppf(1 - alpha / 2) + scipy_stats.norm.ppf(power)
+    return float(max(2, math.ceil(2 * z ** 2 * pooled / difference ** 2)))
 
 
 def _draw_counts(rng: np.random.Generator, size: int, n: int) -> np.ndarray:

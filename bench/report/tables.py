@@ -19,7 +19,9 @@ from bench.report.stats import LEVEL
 FEW_SEEDS = 3  # below this many seeds per arm the report warns that intervals are optimistic
 CSV_COLUMNS = ["dataset", "split", "fixed", "variant", "is_baseline", "nuisance", "resolution", "n_images", "metric",
                "higher_is_better", "n_seeds", "seeds", "mean", "std", "ci_low", "ci_high", "difference",
-               "difference_ci_low", "difference_ci_high", "excludes_zero", "wilcoxon_p", "method", "n_images_paired"]
+               "difference_ci_low", "difference_ci_high", "excludes_zero", "wilcoxon_p", "method", "n_images_paired",
+               "arms", "ci_low_bonferroni", "ci_high_bonferroni", "excludes_zero_bonferroni", "p_value", "p_holm",
+               "seeds_needed"]
 
 
 def decimals(values: pd.Series | list[float]) -> int:
@@ -300,27 +302,34 @@ def _differences(analysis: Analysis, key: tuple, places: dict[str, int], fewest_
              "Variant minus baseline.  Per-image metrics: paired bootstrap over the same test images, resampling "
              f"seeds per arm ({analysis.n_resamples:,d} resamples, seed {analysis.bootstrap_seed}, percentile "
              f"{LEVEL:.0%} interval), and the Wilcoxon signed-rank p of the per-image differences of seed means; "
-             "set metrics: Welch t-interval over seeds.  \"yes\": the interval excludes 0 (not corrected for "
-             "multiple comparisons)." + (
+             "set metrics: Welch t-interval and t-test over seeds.  \"yes\": the interval excludes 0.  Across the "
+             f"k arms compared with the baseline: the interval at the Bonferroni level 1 - {1 - LEVEL:.2f}/k "
+             "(\"corrected\"), the Holm-Bonferroni adjusted p, and the seeds per arm a two-sample test at that "
+             "level would need to resolve the observed difference with 80 % power, from the measured spread over "
+             "seeds (normal approximation; \"inf\": no difference observed)." + (
                  f"  With {fewest_seeds} seed(s) in an arm, resampling seeds captures little of how much a run "
                  "depends on its seed: read these intervals as optimistic." if fewest_seeds < FEW_SEEDS else ""), "",
-             "| variant | metric | difference | interval | excludes 0 | Wilcoxon p | method |",
-             "|---|---|---|---|---|---|---|"]
+             "| variant | metric | difference | interval | excludes 0 | corrected interval | excludes 0 | p | "
+             "Holm p | seeds needed | method |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for _, row in rows.iterrows():
         p = places.get(row["metric"], 3)
         lines.append(f"| {row['variant']} | {metric_heading(row['metric'])} | "
                      f"{number(row['difference'], p, sign=True)} | [{number(row['ci_low'], p, sign=True)}, "
                      f"{number(row['ci_high'], p, sign=True)}] | {_excludes(row)} | "
-                     f"{_p_value(row['wilcoxon_p'])} | {row['method']} |")
+                     f"[{number(row['ci_low_bonferroni'], p, sign=True)}, "
+                     f"{number(row['ci_high_bonferroni'], p, sign=True)}] | {_excludes(row, '_bonferroni')} | "
+                     f"{_p_value(row['p_value'])} | {_p_value(row['p_holm'])} | {number(row['seeds_needed'], 0)} | "
+                     f"{row['method']} |")
     lines.append("")
     return lines
 
 
-def _excludes(row: pd.Series) -> str:
+def _excludes(row: pd.Series, suffix: str = "") -> str:
     """yes / no, or '–' when the interval could not be computed (one seed in an arm of a set metric)."""
-    if math.isnan(row["ci_low"]):
+    if math.isnan(row[f"ci_low{suffix}"]):
         return "–"
-    return "yes" if row["excludes_zero"] else "no"
+    return "yes" if row[f"excludes_zero{suffix}"] else "no"
 
 
 def _p_value(p: float) -> str:
