@@ -211,6 +211,11 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     folder = Path(args.studies) if args.studies else default_studies_folder()
     if args.list:
         return list_command(folder)
+    if args.overview:
+        from .reproduce.command import study_files
+        from .reproduce.overview import write_overview
+        print(write_overview(_out_folder(args.out), [path.stem for path in study_files(folder)], args.profile))
+        return 0
     if args.name is None:
         raise ConfigError("reproduce: name a study (colorbench reproduce --list shows them)")
     try:
@@ -431,6 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "bootstrap interval over seeds).  Exit 1 when a run has failed, 2 on a bad file.")
     p.add_argument("name", nargs="?", metavar="NAME", help="study name (see --list) or study file")
     p.add_argument("--list", action="store_true", help="list the studies with their runs per profile")
+    p.add_argument("--overview", action="store_true", help="write OUT/REPRODUCTION.md from the studies rendered in "
+                   "OUT at --profile (their committed reproduction.json/.md and compute.json): the headline count "
+                   "of claims that hold and every study's table; runs nothing")
     _profile_arg(p)
     p.add_argument("--executor", choices=("auto", "slurm", "local", "debug"), default="auto",
                    help="as for sweep: slurm (job array), local (this machine, waits), debug (in this process); "

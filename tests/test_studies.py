@@ -8,6 +8,8 @@ this checks the plumbing only (those weights are not obtainable here).
 """
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -88,3 +90,29 @@ def test_study_runs_at_tiny_scale_and_renders(path, tmp_path, random_resnet18):
     for claim in study.claims:
         assert f"| {claim.text} |" in text
     assert f"## Reproduction: {study.title}" in (out / ablation.name / "table.md").read_text()
+
+
+def test_the_overview_counts_every_rendered_claim_and_regenerates_from_committed_files_alone(tmp_path, capsys):
+    path = ABLATIONS / "pix2pix-table5-colourisation.yaml"
+    results, out = tmp_path / "results", tmp_path / "reports"
+    assert reproduce_command(str(path), "tiny", "debug", results, out, n_resamples=200) == 0
+    folder = out / "pix2pix-table5-colourisation-tiny"
+    compute = json.loads((folder / "compute.json").read_text())
+    assert compute["runs_done"] == len(list(results.glob("*/*/DONE"))) == 2  # two rows, one seed at tiny
+    assert compute["command"].startswith("colorbench reproduce pix2pix-table5-colourisation --profile tiny")
+    assert {"aggregate.parquet", "aggregate.csv", "reproduction.json", "reproduction.md"} <= {
+        p.name for p in folder.iterdir()}
+    shutil.rmtree(results)  # the overview reads the reports folder only
+    capsys.readouterr()
+    assert main(["reproduce", "--overview", "--profile", "tiny", "--out", str(out)]) == 0
+    overview = out / "REPRODUCTION.md"
+    assert capsys.readouterr().out.strip() == str(overview)
+    text = overview.read_text()
+    claims = json.loads((folder / "reproduction.json").read_text())["claims"]
+    testable = claims["holds"] + claims["does not hold"]
+    assert f"**Headline: {claims['holds']} of {testable} testable published claims hold at this scale**" in text
+    assert f"over 1 of {len(STUDIES)} studies" in text and "Not run at this profile yet: `axis-augmentation`" in text
+    assert "\n## Reproduction: pix2pix Table 5" in text  # the study's section, one level down
+    first = overview.read_bytes()
+    assert main(["reproduce", "--overview", "--profile", "tiny", "--out", str(out)]) == 0
+    assert overview.read_bytes() == first

@@ -12,7 +12,9 @@ from pathlib import Path
 import bench
 from bench.config import ConfigError, read_yaml
 from bench.report.build import report_command
+from bench.report.collect import collect, write_aggregate
 from bench.report.published import load_published
+from bench.reproduce.compute import write_compute
 from bench.reproduce.output import MARKDOWN_FILE
 from bench.reproduce.study import parse_study
 from bench.sweep.ablation import load_ablation
@@ -87,6 +89,15 @@ def reproduce_command(name: str, profile: str = "full", executor: str = "auto", 
         print(f"reproduce {ablation.name}: no run has started yet; run this command again to render it")
         return code
     report_command([str(root)], results, out, n_resamples=n_resamples)
+    study_out = Path(out) / ablation.name
+    write_aggregate(collect(root), study_out)  # aggregate.parquet/.csv: every run's numbers, to commit
+    command = ["colorbench", "reproduce", path.stem, "--profile", profile, "--executor", executor,
+               *(["--max-parallel", str(max_parallel)] if max_parallel else []), *_set_args(overrides)]
+    write_compute(root, study_out, command)
     print()
-    print((Path(out) / ablation.name / MARKDOWN_FILE).read_text())
+    print((study_out / MARKDOWN_FILE).read_text())
     return code
+
+
+def _set_args(overrides: list[str] | tuple[str, ...]) -> list[str]:
+    return [part for text in overrides for part in ("--set", text)]

@@ -1,0 +1,64 @@
+"""What a study's runs cost: ``compute.json`` beside its reproduction, written when the study is rendered.
+
+Read from the run directories while they exist (``results/`` is not kept): each finished run's
+training time is from its ``config.yaml`` (written when the run starts) to its ``DONE``
+(written last), by file modification times, so a run that was interrupted and resumed counts
+the pause too (said in the record).  The study's wall time is from the first start to the
+last end.  The machines are the runs' recorded ones (``bench.machine.machine_label``).
+"""
+from __future__ import annotations
+
+import datetime
+import shlex
+import sys
+from collections import Counter
+from pathlib import Path
+
+from bench import rundir, yamlio
+from bench.machine import machine_label
+
+COMPUTE_FILE = "compute.json"
+
+
+def compute_record(results: Path, command: list[str] | None = None) -> dict:
+    """The compute of the finished runs under ``results`` (one ablation's results folder)."""
+    durations, starts, ends, machines = [], [], [], Counter()
+    for done in sorted(results.glob("*/DONE")):
+        claim = done.parent / "config.yaml"
+        if not claim.is_file():
+            continue
+        start, end = claim.stat().st_mtime, done.stat().st_mtime
+        durations.append(end - start)
+        starts.append(start)
+        ends.append(end)
+        try:
+            record = yamlio.read(claim)
+        except (OSError, yamlio.YamlError):
+            record = None
+        environment = record.get("environment") if isinstance(record, dict) else None
+        machines[machine_label(environment) or "not recorded"] += 1
+    if not durations:
+        return {"runs_done": 0}
+    return {
+        "runs_done": len(durations),
+        "run_seconds_total": round(sum(durations), 1),
+        "run_seconds_mean": round(sum(durations) / len(durations), 1),
+        "run_seconds_max": round(max(durations), 1),
+        "wall_seconds": round(max(ends) - min(starts), 1),
+        "first_start": _utc(min(starts)),
+        "last_end": _utc(max(ends)),
+        "machines": dict(sorted(machines.items())),
+        "command": shlex.join(command if command is not None else ["colorbench", *sys.argv[1:]]),
+        "how": "each run from its config.yaml to its DONE (file times; a resumed run includes its pause)",
+    }
+
+
+def write_compute(results: Path, out: Path, command: list[str] | None = None) -> dict:
+    """Write ``out/compute.json`` from ``results``; return the record."""
+    record = compute_record(results, command)
+    rundir.write_json(out / COMPUTE_FILE, record)
+    return record
+
+
+def _utc(timestamp: float) -> str:
+    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
