@@ -1,4 +1,5 @@
 """bench.colour against scikit-image's rgb2lab / lab2rgb, and the encode / decode round trip."""
+import re
 import warnings
 
 import numpy as np
@@ -212,3 +213,38 @@ def test_cuda_matches_cpu():
     torch.testing.assert_close(inputs.cpu(), cpu_inputs, rtol=0, atol=1e-5)
     torch.testing.assert_close(targets.cpu(), cpu_targets, rtol=0, atol=1e-5)
     assert (decode(inputs, targets, "lab").cpu().int() - rgb8.int()).abs().max() <= 1
+
+
+# ---- the paired encoding and the argument checks (mutation testing found these untested) ----
+
+def test_paired_encoding_scales_each_half_to_minus_one_one_and_returns_input_then_photo():
+    photo = torch.tensor([0, 51, 255], dtype=torch.uint8).view(1, 3, 1, 1).expand(1, 3, 2, 2)
+    label = torch.tensor([255, 102, 0], dtype=torch.uint8).view(1, 3, 1, 1).expand(1, 3, 2, 2)
+    pair = torch.cat([photo, label], dim=1).contiguous()
+    inputs, targets = encode(pair, "paired")
+    assert torch.allclose(inputs[0, :, 0, 0], torch.tensor([1.0, 102 / 127.5 - 1, -1.0]))
+    assert torch.allclose(targets[0, :, 0, 0], torch.tensor([-1.0, 51 / 127.5 - 1, 1.0]))
+    assert torch.equal(input_rgb8(pair, "paired"), label)
+    assert torch.equal(decode(inputs, targets, "paired"), photo)
+
+
+def test_decoding_rgb_clips_outputs_beyond_minus_one_one():
+    outputs = torch.tensor([-3.0, 0.0, 3.0]).view(1, 3, 1, 1)
+    assert decode(outputs[:, :1], outputs, "rgb").flatten().tolist() == [0, 128, 255]
+
+
+@pytest.mark.parametrize("call, name, shape", [
+    (lambda: encode(torch.zeros(1, 3, 2, 2, dtype=torch.uint8), "paired"), "rgb8", "(B, 6, H, W)"),
+    (lambda: input_rgb8(torch.zeros(1, 5, 2, 2, dtype=torch.uint8), "paired"), "images8", "(B, 6, H, W)"),
+    (lambda: encode(torch.zeros(1, 3, 2, 2), "lab"), "rgb8", "(B, 3, H, W)"),
+    (lambda: rgb_to_lab(torch.zeros(1, 3, 2, 2, dtype=torch.uint8)), "rgb", "(B, 3, H, W)"),
+    (lambda: lab_to_rgb(torch.zeros(1, 2, 2, 2)), "lab", "(B, 3, H, W)"),
+])
+def test_a_wrong_tensor_is_refused_naming_the_argument(call, name, shape):
+    with pytest.raises(ValueError, match=re.escape(f"{name}: expected a ") + ".*" + re.escape(shape)):
+        call()
+
+
+def test_the_grey_rendering_refuses_the_paired_encoding():
+    with pytest.raises(ValueError, match="colour_space: got 'paired'"):
+        grey_rgb8(torch.zeros(1, 1, 2, 2), "paired")

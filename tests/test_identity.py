@@ -1,7 +1,9 @@
 """Run identity covers the data: the photos' bytes and crops and the weights file, never where they lie."""
 import hashlib
 import json
+import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -189,3 +191,83 @@ def test_a_results_folder_finds_runs_whose_data_is_gone_by_hash_and_seed(photos,
     folder = AblationResults(results / "folders")
     assert [p.name.startswith(trained.run_id) for p in folder.existing_dirs(planned)] == [True]
     folder.check_conflicts([planned])  # the directory holds that run: no conflict
+
+
+# ---- the canonical forms and the hash store (mutation testing found these untested) ----
+
+def test_the_config_hash_is_sha256_of_the_sorted_compact_json_of_the_identity_fields():
+    import dataclasses
+
+    def fields(section):  # written out here: every field not marked identity=False, sections nested
+        out = {}
+        for f in dataclasses.fields(section):
+            value = getattr(section, f.name)
+            if dataclasses.is_dataclass(value):
+                if nested := fields(value):
+                    out[f.name] = nested
+            elif f.metadata["identity"]:
+                out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+    config = load_config(None, ["loss.lambda_rec=7.5", "optim.betas=[0.5, 0.9]"])
+    canonical = json.dumps(fields(config), sort_keys=True, separators=(",", ":"))
+    assert config_hash(config) == hashlib.sha256(canonical.encode()).hexdigest()[:12]
+    assert "seed" not in fields(config) and "root" not in fields(config)["data"]
+
+
+def test_the_config_id_is_read_back_from_a_run_id():
+    from bench.identity import config_id_of
+    assert config_id_of("0123456789ab-0123abcd-s12") == "0123456789ab-0123abcd"
+    assert config_id_of(f"0123456789ab-{UNKNOWN_DATA_ID}-s0") == f"0123456789ab-{UNKNOWN_DATA_ID}"
+
+
+def test_ids_never_download_unless_asked(tmp_path, monkeypatch):
+    import bench.data.download
+    calls = []
+    monkeypatch.setattr(bench.data.download, "download_dataset", lambda *args: calls.append(args))
+    config = load_config(None, ["data.dataset=facades", f"data.root={tmp_path / 'facades'}", "data.download=true",
+                                f"data.cache_dir={tmp_path / 'cache'}", "colour_space=rgb", "data.task=paired"])
+    with pytest.raises(DataUnavailable):
+        data_id(config)
+    assert calls == []
+    with pytest.raises(DataUnavailable):
+        data_id(config, fetch=True)  # the stand-in downloads nothing, so the folder is still missing
+    assert calls == [("facades", tmp_path / "facades", tmp_path / "cache" / "downloads")]
+
+
+def test_paired_items_enter_the_fingerprint_with_their_paired_box(tmp_path):
+    from test_datasets import make_facades
+    root = make_facades(tmp_path / "facades", n_train=2, n_test=1)
+    config = load_config(None, ["data.dataset=facades", f"data.root={root}", "colour_space=rgb", "data.task=paired"])
+    source = open_source(config.data)
+    assert [image[3] for image in data_fingerprint(config)["images"]] == [
+        list(item.pair_box) for item in source.train + source.test]
+
+
+def test_only_a_pretrained_resnet_encoder_puts_a_weights_file_in_the_id(tmp_path, monkeypatch):
+    weights = tmp_path / "w.pth"
+    weights.write_bytes(b"w")
+    plain = load_config(None, ["generator.arch=resnet18_unet", f"generator.pretrained_path={weights}",
+                               "data.image_size=64"])
+    assert data_fingerprint(plain)["weights"] is None
+    hub = tmp_path / "torch-home"
+    monkeypatch.setenv("TORCH_HOME", str(hub))
+    from bench.models.resnet_unet import default_weights_path
+    default_weights_path().parent.mkdir(parents=True)
+    default_weights_path().write_bytes(b"hub weights")
+    pretrained = load_config(None, ["generator.arch=resnet18_unet", "generator.pretrained_encoder=true",
+                                    "data.image_size=64"])
+    assert data_fingerprint(pretrained)["weights"] == hashlib.sha256(b"hub weights").hexdigest()
+
+
+def test_a_file_whose_size_and_mtime_are_unchanged_is_not_read_again(photos, monkeypatch):
+    import builtins
+    config = folder_config(photos)
+    first = data_id(config)
+    store = json.loads((Path(os.environ["COLORBENCH_CACHE"]) / "file-sha256.json").read_text())
+    assert store[str((photos / "img00.png").resolve())][2] == hashlib.sha256(
+        (photos / "img00.png").read_bytes()).hexdigest()
+    opened = []
+    real_open = builtins.open
+    monkeypatch.setattr(builtins, "open", lambda path, *a, **k: opened.append(str(path)) or real_open(path, *a, **k))
+    assert data_id(config) == first
+    assert not [path for path in opened if path.startswith(str(photos))]

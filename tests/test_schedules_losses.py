@@ -142,3 +142,21 @@ def test_adversarial_losses():
         (math.log(2) + math.log(1 + math.exp(2))) / 2)
     assert adversarial_loss("lsgan", logits, real=True).item() == pytest.approx((1 + 1) / 2)
     assert adversarial_loss("lsgan", logits, real=False).item() == pytest.approx((0 + 4) / 2)
+
+
+def test_exponential_decay_over_a_single_epoch_reaches_the_final_fraction():
+    cfg = _optim("optim.schedule=exponential", "optim.decay_start_epoch=3", "optim.final_lr_fraction=0.1",
+                 "optim.epochs=5")
+    # decay starts at epoch 3 (factor 0.1 ** 0) and ends one epoch later at 0.1 ** 1
+    assert [lr_factor(cfg, e * 4, 4, 20) for e in range(5)] == pytest.approx([1, 1, 1, 1, 0.1], rel=1e-12)
+
+
+def test_unknown_kinds_are_named_in_the_error():
+    import types
+    with pytest.raises(ValueError, match="unknown schedule 'bogus'"):
+        lr_factor(types.SimpleNamespace(schedule="bogus", final_lr_fraction=0.0), 0, 1, 1)
+    a = torch.zeros(1)
+    with pytest.raises(ValueError, match="unknown reconstruction loss 'l3'"):
+        reconstruction_loss("l3", a, a)
+    with pytest.raises(ValueError, match="unknown adversarial loss 'wgan'"):
+        adversarial_loss("wgan", a, real=True)

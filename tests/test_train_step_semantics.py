@@ -277,3 +277,76 @@ def test_lambda_adv_zero_still_trains_the_discriminator_and_not_g_on_it(tmp_path
     assert not all(torch.equal(a, b) for a, b in zip(actual.d_after, actual.d_before))
     assert all(torch.allclose(a, e, rtol=1e-5, atol=1e-7) for a, e in zip(actual.d_after, expected.d_after))
     assert close(actual.grad_g, [100.0 * g for g in expected.grad_g["rec"]])
+
+
+# ---- terms that are off, precision, phases and failure records (mutation testing found these untested) ----
+
+@pytest.mark.parametrize("setting", ["loss.lambda_rec=0", "loss.reconstruction=none"])
+def test_a_switched_off_reconstruction_term_is_not_computed(setting, tmp_path):
+    actual = actual_step(_config(setting), tmp_path)
+    assert "g_rec" not in actual.losses and "g_adv" in actual.losses
+
+
+def test_a_fractional_lambda_rec_weights_the_term(tmp_path):
+    config = _config("loss.lambda_rec=0.5")
+    actual, expected = run_both(config, tmp_path)
+    assert actual.losses["g_rec"] == pytest.approx(float(expected.losses["g_rec"]), rel=RTOL)
+    assert close(actual.grad_g, weighted(expected.grad_g, 0.5, 1.0))
+
+
+def test_bf16_precision_runs_both_networks_under_bfloat16_autocast(tmp_path):
+    dtypes = []
+
+    def record(module, args, output):
+        dtypes.append(output.dtype)
+    torch.manual_seed(0)
+    config = _config("precision=bf16")
+    g, d = build_networks(config)
+    g.register_forward_hook(record)
+    d.register_forward_hook(record)
+    train_step(_batch(), g, d, build_optimizer(g, config), build_optimizer(d, config), config, adversarial=True,
+               run_dir=tmp_path, step=0)
+    assert dtypes and set(dtypes) == {torch.bfloat16}
+    dtypes.clear()
+    actual_step(_config(), tmp_path)  # fp32: no autocast
+    assert not dtypes
+
+
+def test_the_timer_wraps_the_phases_in_order(tmp_path):
+    phases = []
+
+    class Timer:
+        def __init__(self, name):
+            self.name = name
+
+        def __enter__(self):
+            phases.append(self.name)
+
+        def __exit__(self, *exc):
+            return False
+    torch.manual_seed(0)
+    config = _config()
+    g, d = build_networks(config)
+    train_step(_batch(), g, d, build_optimizer(g, config), build_optimizer(d, config), config, adversarial=True,
+               run_dir=tmp_path, step=0, timer=Timer)
+    assert phases == ["data", "g_forward", "d_step", "optimizer", "g_step", "optimizer"]
+
+
+def test_a_non_finite_loss_writes_failed_with_the_step_and_every_term(tmp_path, monkeypatch):
+    import bench.train_step
+    from bench.train_step import TrainingFailed
+    original = bench.train_step.adversarial_loss
+
+    def nan_for_fake(kind, logits, real):
+        loss = original(kind, logits, real=real)
+        return loss * float("nan") if not real else loss
+    monkeypatch.setattr(bench.train_step, "adversarial_loss", nan_for_fake)
+    torch.manual_seed(0)
+    config = _config()
+    g, d = build_networks(config)
+    with pytest.raises(TrainingFailed, match=rf"^{tmp_path}: non-finite loss d_fake at step 7$"):
+        train_step(_batch(), g, d, build_optimizer(g, config), build_optimizer(d, config), config, adversarial=True,
+                   run_dir=tmp_path, step=7)
+    record = rundir.read_json(tmp_path / "FAILED")
+    assert record["step"] == 7 and record["reason"] == "non-finite loss d_fake at step 7"
+    assert record["losses"]["d_fake"] == "nan" and float(record["losses"]["d_real"]) > 0
