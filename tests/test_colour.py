@@ -246,5 +246,6 @@ def test_a_wrong_tensor_is_refused_naming_the_argument(call, name, shape):
 
 
 def test_the_grey_rendering_refuses_the_paired_encoding():
-    with pytest.raises(ValueError, match="colour_space: got 'paired'"):
+    from bench.colour import COLOUR_SPACES
+    with pytest.raises(ValueError, match=re.escape(f"colour_space: got 'paired'; allowed: {', '.join(COLOUR_SPACES)}")):
         grey_rgb8(torch.zeros(1, 1, 2, 2), "paired")

@@ -1,5 +1,6 @@
 """Run identity covers the data: the photos' bytes and crops and the weights file, never where they lie."""
 import hashlib
+import re
 import json
 import os
 import shutil
@@ -92,7 +93,7 @@ def test_the_weights_file_enters_the_id_by_its_bytes(tmp_path):
     fingerprint = data_fingerprint(config(weights))
     assert fingerprint["weights"] == hashlib.sha256(b"weights A").hexdigest()
     assert data_id(config(weights)) == data_id(config(same)) != data_id(config(other))
-    with pytest.raises(DataUnavailable, match="missing.pth"):
+    with pytest.raises(DataUnavailable, match=re.escape(f"{tmp_path / 'missing.pth'}: No such file or directory")):
         data_id(config(tmp_path / "missing.pth"))
 
 
@@ -228,6 +229,8 @@ def test_ids_never_download_unless_asked(tmp_path, monkeypatch):
                                 f"data.cache_dir={tmp_path / 'cache'}", "colour_space=rgb", "data.task=paired"])
     with pytest.raises(DataUnavailable):
         data_id(config)
+    with pytest.raises(DataUnavailable):
+        data_fingerprint(config)
     assert calls == []
     with pytest.raises(DataUnavailable):
         data_id(config, fetch=True)  # the stand-in downloads nothing, so the folder is still missing
@@ -271,3 +274,14 @@ def test_a_file_whose_size_and_mtime_are_unchanged_is_not_read_again(photos, mon
     monkeypatch.setattr(builtins, "open", lambda path, *a, **k: opened.append(str(path)) or real_open(path, *a, **k))
     assert data_id(config) == first
     assert not [path for path in opened if path.startswith(str(photos))]
+
+
+def test_the_hash_store_lives_in_the_configured_cache_and_survives_damage(photos, tmp_path):
+    cache = tmp_path / "a" / "b" / "cache"
+    config = folder_config(photos, f"data.cache_dir={cache}")
+    first = data_id(config)
+    store = cache / "file-sha256.json"
+    assert len(json.loads(store.read_text())) == 20
+    for damage in ("[]", "{not json"):
+        store.write_text(damage)
+        assert data_id(config) == first

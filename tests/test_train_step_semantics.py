@@ -337,16 +337,31 @@ def test_a_non_finite_loss_writes_failed_with_the_step_and_every_term(tmp_path, 
     from bench.train_step import TrainingFailed
     original = bench.train_step.adversarial_loss
 
-    def nan_for_fake(kind, logits, real):
-        loss = original(kind, logits, real=real)
-        return loss * float("nan") if not real else loss
-    monkeypatch.setattr(bench.train_step, "adversarial_loss", nan_for_fake)
+    def nan_for_d(kind, logits, real):
+        return original(kind, logits, real=real) * float("nan")
+    monkeypatch.setattr(bench.train_step, "adversarial_loss", nan_for_d)
     torch.manual_seed(0)
     config = _config()
     g, d = build_networks(config)
-    with pytest.raises(TrainingFailed, match=rf"^{tmp_path}: non-finite loss d_fake at step 7$"):
+    with pytest.raises(TrainingFailed, match=rf"^{tmp_path}: non-finite loss d_fake, d_real at step 7$"):
         train_step(_batch(), g, d, build_optimizer(g, config), build_optimizer(d, config), config, adversarial=True,
                    run_dir=tmp_path, step=7)
     record = rundir.read_json(tmp_path / "FAILED")
-    assert record["step"] == 7 and record["reason"] == "non-finite loss d_fake at step 7"
-    assert record["losses"]["d_fake"] == "nan" and float(record["losses"]["d_real"]) > 0
+    assert record == {"step": 7, "reason": "non-finite loss d_fake, d_real at step 7",
+                      "losses": {"d_fake": "nan", "d_real": "nan"}}
+
+
+def test_a_non_finite_generator_loss_writes_failed_too(tmp_path, monkeypatch):
+    import bench.train_step
+    from bench.train_step import TrainingFailed
+    original = bench.train_step.reconstruction_loss
+    monkeypatch.setattr(bench.train_step, "reconstruction_loss",
+                        lambda kind, output, target: original(kind, output, target) * float("inf"))
+    torch.manual_seed(0)
+    config = _config("discriminator.arch=none", "loss.adversarial=none")
+    g, _ = build_networks(config)
+    with pytest.raises(TrainingFailed, match=rf"^{tmp_path}: non-finite loss g_rec at step 3$"):
+        train_step(_batch(), g, None, build_optimizer(g, config), None, config, adversarial=False,
+                   run_dir=tmp_path, step=3)
+    assert rundir.read_json(tmp_path / "FAILED") == {"step": 3, "reason": "non-finite loss g_rec at step 3",
+                                                     "losses": {"g_rec": "inf"}}
