@@ -9,7 +9,7 @@ from pathlib import Path
 
 # Light modules only: every command, --help included, loads this module; torch and the data,
 # model and training modules are imported inside the commands that use them.
-from .config import ConfigError, DataConfig, RunConfig, describe_fields, dump_config, load_config
+from .config import ConfigError, DataConfig, RunConfig, describe_fields, dump_config, load_config, read_yaml
 from .names import AUGMENTATIONS, BENCHMARK_DATASETS
 from . import reproducible
 
@@ -214,7 +214,12 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if args.overview:
         from .reproduce.command import study_files
         from .reproduce.overview import write_overview
-        print(write_overview(_out_folder(args.out), [path.stem for path in study_files(folder)], args.profile))
+        from .sweep.profiles import PRESETS_FILE
+        presets = read_yaml(folder / PRESETS_FILE, "profile presets") if (folder / PRESETS_FILE).is_file() else {}
+        preset = presets.get(args.profile) if isinstance(presets, dict) else None
+        setting = preset.get("description") if isinstance(preset, dict) else None
+        print(write_overview(_out_folder(args.out), [path.stem for path in study_files(folder)], args.profile,
+                             setting))
         return 0
     if args.name is None:
         raise ConfigError("reproduce: name a study (colorbench reproduce --list shows them)")

@@ -19,8 +19,11 @@ from bench.reproduce.render import VERDICT_ORDER
 OVERVIEW_FILE = "REPRODUCTION.md"
 
 
-def write_overview(reports: Path, study_names: list[str], profile: str) -> Path:
-    """Write ``reports/REPRODUCTION.md`` for ``study_names`` at ``profile``; return its path."""
+def write_overview(reports: Path, study_names: list[str], profile: str, setting: str | None = None) -> Path:
+    """Write ``reports/REPRODUCTION.md`` for ``study_names`` at ``profile``; return its path.
+
+    ``setting`` describes the profile (its preset's ``description``), shown above the studies.
+    """
     rendered, missing = [], []
     for name in study_names:
         folder = reports / (name if profile == "full" else f"{name}-{profile}")
@@ -29,11 +32,12 @@ def write_overview(reports: Path, study_names: list[str], profile: str) -> Path:
         else:
             missing.append(name)
     path = reports / OVERVIEW_FILE
-    rundir.write_text(path, _markdown(rendered, missing, profile))
+    rundir.write_text(path, _markdown(rendered, missing, profile, setting))
     return path
 
 
-def _markdown(rendered: list[tuple[str, Path, dict, dict | None]], missing: list[str], profile: str) -> str:
+def _markdown(rendered: list[tuple[str, Path, dict, dict | None]], missing: list[str], profile: str,
+              setting: str | None) -> str:
     totals = dict.fromkeys(VERDICT_ORDER, 0)
     for _, _, summary, _ in rendered:
         for verdict, count in summary["claims"].items():
@@ -45,9 +49,14 @@ def _markdown(rendered: list[tuple[str, Path, dict, dict | None]], missing: list
              f"{profile}`).", "",
              f"**Headline: {totals['holds']} of {testable} testable published claims hold at this scale** "
              f"({totals['does not hold']} do not hold; {totals['not testable here']} more are not testable here), "
-             f"over {len(rendered)} of {len(rendered) + len(missing)} studies.", "",
-             "| study | reproduces | holds | does not hold | not testable here | runs | run time (total) | "
-             "wall time | machine |", "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+             f"over {len(rendered)} of {len(rendered) + len(missing)} studies.", ""]
+    if setting:
+        lines += [f"**The `{profile}` profile.** {' '.join(setting.split())}  Each study adapts it where its "
+                  "source needs (its file says how), and each section below says what differs from the "
+                  "published setting and how that may explain a difference.", ""]
+    machines = _machine_labels(rendered)
+    lines += ["| study | reproduces | holds | does not hold | not testable here | runs | run time (total) | "
+              "wall time | machine |", "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for name, folder, summary, compute in rendered:
         claims = summary["claims"]
         runs = sum(row["runs_done"] for row in summary["rows"])
@@ -55,7 +64,8 @@ def _markdown(rendered: list[tuple[str, Path, dict, dict | None]], missing: list
         lines.append(f"| [{name}]({folder.name}/{MARKDOWN_FILE}) | {summary['title']} | {claims['holds']} | "
                      f"{claims['does not hold']} | {claims['not testable here']} | {runs} of {planned} | "
                      f"{_duration(compute, 'run_seconds_total')} | {_duration(compute, 'wall_seconds')} | "
-                     f"{_machines(compute)} |")
+                     f"{_machines(compute, machines)} |")
+    lines += [""] + [f"M{number}: {label}.  " for label, number in machines.items()]
     if missing:
         lines += ["", "Not run at this profile yet: " + ", ".join(f"`{name}`" for name in missing) + "."]
     lines += ["", "A comparison claim **holds** when the 95 % interval of the difference (paired bootstrap over the "
@@ -72,7 +82,8 @@ def _markdown(rendered: list[tuple[str, Path, dict, dict | None]], missing: list
         if compute:
             lines += ["", f"Compute: {compute['runs_done']} runs, {_duration(compute, 'run_seconds_total')} of run "
                       f"time ({_duration(compute, 'run_seconds_mean')} per run), {_duration(compute, 'wall_seconds')} "
-                      f"wall, {compute['first_start']} to {compute['last_end']}, on {_machines(compute)}; "
+                      f"wall, {compute['first_start']} to {compute['last_end']}, on "
+                      f"{_machines(compute, machines)}; "
                       f"command: `{compute['command']}`."]
     return "\n".join(lines) + "\n"
 
@@ -89,10 +100,19 @@ def _duration(compute: dict | None, key: str) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.1f} min"
 
 
-def _machines(compute: dict | None) -> str:
+def _machine_labels(rendered: list[tuple[str, Path, dict, dict | None]]) -> dict[str, int]:
+    """Each machine the runs recorded, numbered in order of first appearance (M1, M2, ...)."""
+    labels: dict[str, int] = {}
+    for *_, compute in rendered:
+        for label in (compute or {}).get("machines", {}):
+            labels.setdefault(label, len(labels) + 1)
+    return labels
+
+
+def _machines(compute: dict | None, numbers: dict[str, int]) -> str:
     if not compute or not compute.get("machines"):
         return "–"
-    return "; ".join(f"{label} ({n} runs)" for label, n in compute["machines"].items())
+    return ", ".join(f"M{numbers[label]} ({n} runs)" for label, n in compute["machines"].items())
 
 
 def _read_json(path: Path) -> dict | None:
