@@ -189,7 +189,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from .sweep.submit import SubmissionError
     try:
         return sweep_command(args.file, args.executor, args.dry_run, args.max_parallel, args.results, args.overrides,
-                             args.rerun_failed, args.max_num_timeout, args.wait, args.profile)
+                             args.rerun_failed, args.max_num_timeout, args.wait, args.profile,
+                             args.skip_missing_data)
     except SubmissionError as err:
         print(f"colorbench: error: {err}", file=sys.stderr)
         return EXIT_FAILED
@@ -386,6 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="time-outs/preemptions a job is requeued after before it fails "
                    "(default: slurm.max_num_timeout, else 3)")
     p.add_argument("--wait", action="store_true", help="slurm: stay until every submitted run has ended")
+    p.add_argument("--skip-missing-data", action="store_true", help="submit the runs whose data is here and skip "
+                   "those whose photos or weights file are not (default: refuse the sweep)")
     _profile_arg(p)
     p.set_defaults(func=cmd_sweep)
 

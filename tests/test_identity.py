@@ -178,7 +178,23 @@ def test_data_that_is_not_here_can_be_listed_but_not_swept(tmp_path, photos, cap
     assert main(["sweep", str(path), "--results", str(tmp_path / "results"), "--dry-run"]) == 0
     assert "skip: its data is not here" in capsys.readouterr().out
     assert main(["sweep", str(path), "--results", str(tmp_path / "results"), "--executor", "debug"]) == 2
-    assert "1 of 1 runs cannot be named" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "1 of 1 runs cannot be named" in err and "--skip-missing-data runs the others" in err
+    assert not list((tmp_path / "results").glob("*/*/config.yaml"))
+
+
+def test_skip_missing_data_sweeps_the_runs_whose_data_is_here(tmp_path, photos, capsys):
+    path = write_ablation(tmp_path, [photos, tmp_path / "absent"])
+    results = tmp_path / "results"
+    assert main(["sweep", str(path), "--results", str(results), "--executor", "debug"]) == 2
+    assert "1 of 2 runs cannot be named" in capsys.readouterr().err  # refused as a whole by default
+    assert main(["sweep", str(path), "--results", str(results), "--executor", "debug", "--skip-missing-data"]) == 0
+    captured = capsys.readouterr()
+    assert "1 of 2 runs cannot be named" in captured.err and "they are skipped" in captured.err
+    here, absent = load_ablation(path).runs
+    assert absent.data_problem is not None and here.data_problem is None
+    done = [p.parent.name for p in (results / "folders").glob("*/DONE")]
+    assert len(done) == 1 and done[0].startswith(here.run_id)
 
 
 def test_a_results_folder_finds_runs_whose_data_is_gone_by_hash_and_seed(photos, tmp_path):

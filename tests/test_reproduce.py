@@ -60,7 +60,7 @@ def _analysis(ablation, study) -> types.SimpleNamespace:
                          "image_ids": [f"img{i}" for i in range(5)], "per_image": list(PSNR[row.method][seed])})
             rows.append({**common, "metric": "delta_cf", "value": DELTA_CF[row.method][seed], "image_ids": None,
                          "per_image": None})
-    runs = pd.DataFrame({"run_id": [run.run_id for run in ablation.runs], "state": "done"})
+    runs = pd.DataFrame({"run_id": [run.run_id for run in ablation.runs], "state": "done", "data_problem": None})
     return types.SimpleNamespace(reported=pd.DataFrame(rows), runs=runs, unavailable={})
 
 
@@ -69,6 +69,22 @@ def _verdicts(block=BLOCK):
     study = parse_study(ablation, load_published())
     result = reproduce(study, _analysis(ablation, study), n_resamples=2000, seed=0)
     return result, {v.claim.text: v for v in result.verdicts}
+
+
+def test_an_arm_whose_data_is_not_here_is_not_testable_and_says_why():
+    ablation = _ablation(BLOCK)
+    study = parse_study(ablation, load_published())
+    analysis = _analysis(ablation, study)
+    (gan,) = [row for row in study.rows if row.method == "L1+GAN"]
+    analysis.reported = analysis.reported[~analysis.reported["run_id"].isin(gan.run_ids)]
+    analysis.runs.loc[analysis.runs["run_id"].isin(gan.run_ids), ["state", "data_problem"]] = \
+        ["missing", "generator.pretrained_encoder: resnet18.pth: No such file or directory"]
+    verdicts = {v.claim.text: v for v in reproduce(study, analysis, n_resamples=200, seed=0).verdicts}
+    assert verdicts["GAN beats cGAN"].verdict == NOT_TESTABLE
+    assert verdicts["GAN beats cGAN"].detail.endswith(
+        "not run, because the data is not on this machine: "
+        "generator.pretrained_encoder: resnet18.pth: No such file or directory")
+    assert verdicts["cGAN beats L1"].verdict == HOLDS  # the arms that ran are judged as before
 
 
 def test_rows_select_the_runs_of_their_grid_point():
@@ -131,7 +147,7 @@ def test_a_value_claim_is_tested_only_under_the_published_protocol():
     frame = pd.DataFrame([{"run_id": r, "seed": i, "dataset": "samples", "split": "test", "source": "train",
                            "resolution": "64x64", "n_images": 52, "metric": "ssim_rgb8", "value": v,
                            "image_ids": None, "per_image": None} for i, (r, v) in enumerate(zip(run_ids, [.8, .82, .81]))])
-    analysis = types.SimpleNamespace(reported=frame, runs=pd.DataFrame({"run_id": run_ids, "state": "done"}),
+    analysis = types.SimpleNamespace(reported=frame, runs=pd.DataFrame({"run_id": run_ids, "state": "done", "data_problem": None}),
                                      unavailable={})
     (verdict,) = reproduce(study, analysis, 100, 0).verdicts
     assert verdict.verdict == NOT_TESTABLE

@@ -153,8 +153,9 @@ def _runs(frame: pd.DataFrame) -> pd.DataFrame:
                "run_dir"]
     runs = frame.drop_duplicates("run_id")
     runs = runs.sort_values(["fixed", "variant_position", "nuisance_position", "seed", "run_id"], kind="stable")
-    runs = runs.assign(machine=runs["machine"] if "machine" in runs.columns else None)  # bench.machine.machine_label
-    return runs[columns + ["machine"]].reset_index(drop=True)
+    optional = ("machine", "data_problem")  # bench.machine.machine_label; why a run's data is not on this machine
+    runs = runs.assign(**{name: runs[name] if name in runs.columns else None for name in optional})
+    return runs[columns + list(optional)].reset_index(drop=True)
 
 
 def _unavailable(done: pd.DataFrame) -> dict[str, str]:

@@ -199,6 +199,8 @@ def _run_rows(root: Path, group: str, run: _Run) -> tuple[list[dict], list[dict]
     if run.planned is not None:
         identity.update(run_id=run.planned.run_id, seed=run.planned.seed, config_id=config_id_of(run.planned.run_id))
         identity.update(_axis_labels(run.axes, run.planned.point))
+        if run.planned.data_problem is not None:
+            identity["data_problem"] = run.planned.data_problem
     if run.run_dir is None:
         return [identity], []
     identity["run_dir"] = run.run_dir.relative_to(root).as_posix() if run.run_dir != root else "."

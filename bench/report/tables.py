@@ -433,6 +433,8 @@ def _runs_section(runs: pd.DataFrame) -> list[str]:
             step += f"/{int(run['total_steps'])}"
         seed = "" if pd.isna(run["seed"]) else str(int(run["seed"]))
         where = "" if pd.isna(run["run_dir"]) else f"`{run['run_dir']}`"
+        if not where and isinstance(run["data_problem"], str):
+            where = f"not run: its data is not here ({run['data_problem']})"
         extra = f" {run['nuisance']}" if run["nuisance"] else ""
         lines.append(f"| {run['run_id']} | {seed} | {run['state']} | {step} | {run['variant']}{extra} | {where} |")
     return lines + [""]

@@ -81,7 +81,9 @@ def reproduce_command(name: str, profile: str = "full", executor: str = "auto", 
     path = find_study(name, folder or default_studies_folder())
     ablation = load_ablation(path, overrides, profile)
     parse_study(ablation, load_published())  # a bad reproduce block fails before anything is submitted
-    code = sweep_command(path, executor, dry_run, max_parallel, results, overrides, profile=profile)
+    # an arm whose data is not here (e.g. ImageNet weights) is left out and reported "not testable here"
+    code = sweep_command(path, executor, dry_run, max_parallel, results, overrides, profile=profile,
+                         skip_missing_data=True)
     if dry_run:
         return code
     root = Path(results) / ablation.name

@@ -94,7 +94,11 @@ def reproduce(study: Study, analysis: Analysis, n_resamples: int, seed: int) -> 
     resolution = None if first is None else first["resolution"]
     n_images = None if first is None or pd.isna(first["n_images"]) else int(first["n_images"])
     rows = tuple(_row_result(study, row, arms[row.method], done) for row in study.rows)
-    context = _Context(study, arms, dataset, resolution, n_images, n_resamples, seed, dict(analysis.unavailable))
+    data_problems = dict(zip(analysis.runs["run_id"], analysis.runs["data_problem"]))
+    absent = {row.method: reason for row in study.rows for run_id in row.run_ids
+              if isinstance(reason := data_problems.get(run_id), str)}
+    context = _Context(study, arms, dataset, resolution, n_images, n_resamples, seed, dict(analysis.unavailable),
+                       absent)
     verdicts = tuple(context.verdict(claim) for claim in study.claims)
     rank = _rank_agreement(study, arms, seed) if study.rank else None
     return Reproduction(study, rows, verdicts, rank, dataset, resolution, n_images, dict(analysis.unavailable),
@@ -151,6 +155,7 @@ class _Context:
     n_resamples: int
     seed: int
     unavailable: dict[str, str]
+    absent_data: dict[str, str]  # method -> why its runs' data (photos, weights file) is not on this machine
 
     def verdict(self, claim: Claim) -> Verdict:
         if claim.kind == "not_testable":
@@ -159,7 +164,11 @@ class _Context:
             return Verdict(claim, NOT_TESTABLE, f"{claim.metric} has no value: {self.unavailable[claim.metric]}")
         missing = [method for method in claim.rows if self.arm(method, claim.metric).empty]
         if missing:
-            return Verdict(claim, NOT_TESTABLE, f"no finished run of {', '.join(missing)} recorded {claim.metric}")
+            why = f"no finished run of {', '.join(missing)} recorded {claim.metric}"
+            reasons = sorted({self.absent_data[method] for method in missing if method in self.absent_data})
+            if reasons:
+                why += f"; not run, because the data is not on this machine: {'; '.join(reasons)}"
+            return Verdict(claim, NOT_TESTABLE, why)
         if claim.kind == "better":
             return self._better(claim)
         if claim.kind == "best":

@@ -1,6 +1,7 @@
 """``colorbench sweep`` and ``colorbench status``: what they print and the exit codes they return."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from bench.config import ConfigError
@@ -17,13 +18,17 @@ EXIT_RUNS_FAILED = 1
 def sweep_command(file: str | Path, executor: str = "auto", dry_run: bool = False, max_parallel: int | None = None,
                   results: str | Path = "results", overrides: list[str] | tuple[str, ...] = (),
                   rerun_failed: bool = False, max_num_timeout: int | None = None, wait: bool = False,
-                  profile: str = FULL) -> int:
-    """Expand, check and submit an ablation; 1 when a run of it has failed (after waiting, for local/debug)."""
+                  profile: str = FULL, skip_missing_data: bool = False) -> int:
+    """Expand, check and submit an ablation; 1 when a run of it has failed (after waiting, for local/debug).
+
+    Runs whose data is not on this machine (so their ids cannot be named) refuse the whole sweep,
+    unless ``skip_missing_data``: then they are left out with one line saying why.
+    """
     ablation = load_ablation(file, overrides, profile, fetch_data=not dry_run)
     folder = AblationResults(Path(results) / ablation.name)
     executor = resolve_executor(executor)
     if not dry_run:
-        _check_data(ablation)
+        _check_data(ablation, skip_missing_data)
     with printed_warnings():
         plan = plan_sweep(ablation, folder, rerun_failed)
     if dry_run:
@@ -45,12 +50,16 @@ def sweep_command(file: str | Path, executor: str = "auto", dry_run: bool = Fals
     return EXIT_RUNS_FAILED if any(s.failed for s in statuses) else EXIT_OK
 
 
-def _check_data(ablation: Ablation) -> None:
-    """Refuse to submit runs whose data id is unknown: their directories could not be named."""
+def _check_data(ablation: Ablation, skip_missing_data: bool) -> None:
+    """Refuse (or, when asked, announce skipping) runs whose data id is unknown: their directories cannot be named."""
     unknown = [run for run in ablation.runs if run.data_problem is not None]
-    if unknown:
-        raise ConfigError(f"{ablation.source}: {len(unknown)} of {len(ablation.runs)} runs cannot be named, because "
-                          f"their run ids cover the data: {unknown[0].data_problem}")
+    if not unknown:
+        return
+    what = f"{ablation.source}: {len(unknown)} of {len(ablation.runs)} runs cannot be named, because their run ids " \
+           f"cover the data: {unknown[0].data_problem}"
+    if not skip_missing_data:
+        raise ConfigError(f"{what}; --skip-missing-data runs the others")
+    print(f"colorbench: warning: {what}; they are skipped", file=sys.stderr)
 
 
 def status_command(target: str | Path | None = None, results: str | Path = "results",
