@@ -87,8 +87,12 @@ def same_run(planned: str, actual: str) -> bool:
 def data_id(config: RunConfig, *, fetch: bool = False) -> str:
     """The data id of ``config`` (see the module docstring); ``fetch`` downloads a missing benchmark dataset first
     when ``data.download`` is set.  Raises :class:`DataUnavailable` naming what is missing."""
-    return hashlib.sha256(json.dumps(data_fingerprint(config, fetch=fetch), sort_keys=True).encode()
-                          ).hexdigest()[:DATA_ID_HEX]
+    return data_id_of(data_fingerprint(config, fetch=fetch))
+
+
+def data_id_of(fingerprint: dict[str, Any]) -> str:
+    """The data id a :func:`data_fingerprint` hashes to."""
+    return hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:DATA_ID_HEX]
 
 
 def data_fingerprint(config: RunConfig, *, fetch: bool = False) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 ``bench.config`` validates ``eval.metrics`` against :data:`METRIC_NAMES` and ``colorbench --help``
 lists the datasets and augmentations from here, so neither imports torch, torchmetrics or
 pytorch-fid.  Each name list is defined here once: ``bench.metrics`` orders its registry by
-:data:`METRIC_NAMES` (and refuses to import if the two differ), ``bench.data.augment`` and
+:data:`METRIC_NAMES` (and refuses to import if the two differ), ``bench.data.augmentation`` and
 ``bench.data.datasets`` re-export the others.
 """
 

@@ -45,6 +45,29 @@ def test_loading_and_validating_a_config_imports_no_heavy_library():
     assert heavy(loaded_after(code)) == []
 
 
+def test_planning_a_sweep_over_photos_fingerprints_them_without_a_heavy_library(tmp_path):
+    """``--dry-run`` and ``status`` name each run by its data id, which reads file bytes and nothing else."""
+    from PIL import Image
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(4):
+        Image.new("RGB", (40, 40), (60 * i, 90, 200 - 40 * i)).save(photos / f"img{i}.png")
+    ablation = tmp_path / "photos.yaml"
+    ablation.write_text(f"name: photos\nbase:\n  data: {{dataset: folder, root: {photos}, image_size: 32, "
+                        f"cache_dir: {tmp_path / 'cache'}}}\n  generator: {{depth: 5}}\n"
+                        "grid:\n  loss.lambda_rec: [10, 100]\n")
+    code = ("import contextlib, io\n"
+            "from bench.cli import main\n"
+            "from bench.identity import UNKNOWN_DATA_ID\n"
+            "from bench.sweep.ablation import load_ablation\n"
+            f"runs = load_ablation({str(ablation)!r}).runs\n"
+            "assert len(runs) == 2 and all(UNKNOWN_DATA_ID not in run.run_id for run in runs)\n"
+            "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+            f"    assert main(['sweep', {str(ablation)!r}, '--dry-run', '--results', {str(tmp_path / 'r')!r}]) == 0\n"
+            "assert runs[0].run_id in out.getvalue()")
+    assert heavy(loaded_after(code)) == []
+
+
 def test_help_of_every_command_imports_no_heavy_library():
     code = ("import contextlib, io\n"
             "from bench.cli import build_parser\n"
@@ -83,7 +106,7 @@ def test_light_names_are_the_heavy_modules_own():
     assert colour.AB_COLOUR_SPACES is colour_spaces.AB_COLOUR_SPACES
     assert colour.LAB_SCALINGS is colour_spaces.LAB_SCALINGS
     assert patchgan.min_patch_image_size is patch_geometry.min_patch_image_size
-    assert importlib.import_module("bench.data.augment").AUGMENTATIONS is names.AUGMENTATIONS
+    assert importlib.import_module("bench.data.augmentation").AUGMENTATIONS is names.AUGMENTATIONS
     assert importlib.import_module("bench.data.datasets").BENCHMARK_DATASETS is names.BENCHMARK_DATASETS
     hints = typing.get_type_hints(DataConfig)
     assert typing.get_args(hints["augmentation"]) == names.AUGMENTATIONS

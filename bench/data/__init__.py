@@ -1,12 +1,25 @@
-"""Data layer: image sources, decoding and filtering, downloads, the prepared-data cache and augmentation."""
-from bench.data.augment import AUGMENTATIONS, augment, load_size
-from bench.data.datasets import BENCHMARK_DATASETS, dataset_root
-from bench.data.decode import SkipImage, read_colour_image
-from bench.data.errors import DatasetError
-from bench.data.prepare import PreparedData, prepare_data
-from bench.data.sources import SourceImage, SourceSplits, folder_source, samples_source
+"""Data layer: image sources, decoding and filtering, downloads, the prepared-data cache and augmentation.
 
-__all__ = [
-    "AUGMENTATIONS", "BENCHMARK_DATASETS", "DatasetError", "PreparedData", "SkipImage", "SourceImage", "SourceSplits",
-    "augment", "dataset_root", "folder_source", "load_size", "prepare_data", "read_colour_image", "samples_source",
-]
+The names below load their module on first use (PEP 562), so that listing and fingerprinting
+the data (``bench.identity``: a sweep's plan, ``status``, ``report``) does not import torch.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_HOMES = {
+    "AUGMENTATIONS": "augmentation", "augment": "augmentation", "load_size": "augmentation",
+    "BENCHMARK_DATASETS": "datasets", "dataset_root": "datasets",
+    "SkipImage": "decode", "read_colour_image": "decode",
+    "DatasetError": "errors",
+    "PreparedData": "prepare", "prepare_data": "prepare",
+    "SourceImage": "sources", "SourceSplits": "sources", "folder_source": "sources", "samples_source": "sources",
+}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)

@@ -14,8 +14,6 @@ import pickle
 import warnings
 from pathlib import Path
 
-import torch
-
 from bench.data.items import SourceSplits
 from bench.rundir import atomic_write
 
@@ -60,6 +58,7 @@ def load_cached(path: Path) -> dict | None:
     """The payload stored at ``path``; None when there is none or it cannot be read (with a warning)."""
     if not path.is_file():
         return None
+    import torch  # here, not at the top: run identity reads cache_dir without loading torch
     try:
         return torch.load(path, weights_only=True)
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
@@ -69,4 +68,5 @@ def load_cached(path: Path) -> dict | None:
 
 def save_atomically(payload: dict, path: Path) -> None:
     """Write ``payload`` (tensors and plain values only) to ``path`` so readers never see a partial file."""
+    import torch
     atomic_write(path, lambda handle: torch.save(payload, handle), mode="wb")

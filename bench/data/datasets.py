@@ -16,7 +16,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from PIL import UnidentifiedImageError
-from torchvision.datasets import Country211
 
 from bench.config import DataConfig
 from bench.data.cache import cache_dir
@@ -44,6 +43,7 @@ def coco2017_source(root: Path) -> SourceSplits:
 
 def country211_source(root: Path) -> SourceSplits:
     """The train and test splits of ``torchvision.datasets.Country211(root)``, sorted."""
+    from torchvision.datasets import Country211  # here: torchvision takes seconds to import, the others need none
     def split_files(split: str) -> list[str]:
         try:
             samples = Country211(str(root), split=split).samples

@@ -13,7 +13,7 @@ from typing import Iterator
 import torch
 
 from bench.config import DataConfig
-from bench.data.augment import load_size
+from bench.data.augmentation import load_size
 from bench.data.build import decode_split
 from bench.data.cache import (FORMAT_VERSION, cache_dir, cache_file, file_list_hash, load_cached, manifest_file,
                               save_atomically)

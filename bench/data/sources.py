@@ -10,9 +10,6 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-import matplotlib.cbook
-import skimage.data
-
 from bench.config import DataConfig
 from bench.data.datasets import coco2017_source, country211_source, dataset_root, facades_source
 from bench.data.decode import oriented_size
@@ -62,6 +59,9 @@ def open_source(cfg: DataConfig) -> SourceSplits:
 
 def samples_source() -> SourceSplits:
     """Tiles of the bundled sample photos; the split is fixed: ``SAMPLE_TEST_GROUPS`` are the test photos."""
+    import matplotlib.cbook  # here: a folder of photos (and run identity) needs neither library
+    import skimage.data
+
     skimage_dir = Path(skimage.data.__file__).parent
     photos = {group: [skimage_dir / name for name in names] for group, names in _SKIMAGE_PHOTOS.items()}
     photos["grace_hopper"] = [Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))]

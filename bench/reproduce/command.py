@@ -11,7 +11,6 @@ from pathlib import Path
 
 import bench
 from bench.config import ConfigError, read_yaml
-from bench.report.build import report_command
 from bench.report.collect import collect, write_aggregate
 from bench.report.published import load_published
 from bench.reproduce.compute import write_compute
@@ -90,6 +89,7 @@ def reproduce_command(name: str, profile: str = "full", executor: str = "auto", 
     if not any(root.glob("*/config.yaml")):
         print(f"reproduce {ablation.name}: no run has started yet; run this command again to render it")
         return code
+    from bench.report.build import report_command  # here: its figures import torch, which --list does not need
     report_command([str(root)], results, out, n_resamples=n_resamples)
     study_out = Path(out) / ablation.name
     write_aggregate(collect(root), study_out)  # aggregate.parquet/.csv: every run's numbers, to commit

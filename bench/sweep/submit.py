@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import submitit
-import torch
 from tqdm import tqdm
 
 from bench import reproducible
@@ -175,6 +174,7 @@ def _submit_slurm(ablation: Ablation, results: AblationResults, to_submit: list[
 def local_parallelism(n_runs: int) -> int:
     """Local runs at a time by default: one per CPU core (small models train faster on one thread
     each than one after another on all of them), but one on a machine with a GPU, which they would share."""
+    import torch  # here: planning and --dry-run need no torch (seconds to import)
     if torch.cuda.is_available():
         return 1
     return max(1, min(os.cpu_count() or 1, n_runs))
