@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from bench.baselines import GREY_INPUT_SOURCE, NOT_APPLICABLE, NOT_RECORDED
-from bench.metrics import METRICS
+from bench.names import METRIC_NAMES
 from bench.report.design import Design, DesignAxis, cell_label
 from bench.report.stats import (BOOTSTRAP_SEED, LEVEL, N_RESAMPLES, holm, paired_bootstrap_intervals, seed_summary,
                                 seeds_needed, welch_interval, welch_p, wilcoxon_p)
@@ -306,7 +306,7 @@ def _paired_values(arm: pd.DataFrame, baseline: pd.DataFrame) -> tuple[np.ndarra
 
 def metric_rank(metric: str) -> tuple[int, str]:
     """Sort key of metric names: the registry's order, then unknown names alphabetically."""
-    names = list(METRICS)
+    names = list(METRIC_NAMES)
     return (names.index(metric), "") if metric in names else (len(names), metric)
 
 

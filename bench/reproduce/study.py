@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.config import ConfigError
-from bench.metrics import METRICS
+from bench.names import METRIC_NAMES
 from bench.report.published import PublishedTable
 from bench.sweep.ablation import Ablation
 
@@ -127,9 +127,9 @@ def _published_table(table_id: Any, tables: list[PublishedTable], fail) -> Publi
 def _metrics(metrics: Any, fail) -> tuple[str, ...]:
     if not isinstance(metrics, list) or not metrics or not all(isinstance(m, str) for m in metrics):
         fail(f".metrics: got {metrics!r}; allowed: a non-empty list of metric names")
-    unknown = [m for m in metrics if m not in METRICS]
+    unknown = [m for m in metrics if m not in METRIC_NAMES]
     if unknown:
-        fail(f".metrics: unknown {', '.join(unknown)}; allowed: {', '.join(METRICS)}")
+        fail(f".metrics: unknown {', '.join(unknown)}; allowed: {', '.join(METRIC_NAMES)}")
     return tuple(metrics)
 
 
@@ -182,8 +182,8 @@ def _rank(entry: Any, published: PublishedTable | None, fail) -> Rank | None:
     if entry.get("published") not in columns:
         fail(f".rank.published: got {entry.get('published')!r}; allowed: a column of {published.id} "
              f"({', '.join(columns)})")
-    if entry.get("ours") not in METRICS:
-        fail(f".rank.ours: got {entry.get('ours')!r}; allowed: {', '.join(METRICS)}")
+    if entry.get("ours") not in METRIC_NAMES:
+        fail(f".rank.ours: got {entry.get('ours')!r}; allowed: {', '.join(METRIC_NAMES)}")
     higher = entry.get("published_higher_is_better", True)
     if not isinstance(higher, bool):
         fail(f".rank.published_higher_is_better: got {higher!r}; allowed: true, false")
@@ -219,8 +219,8 @@ def _claim(i: int, entry: Any, methods: list[str], fail) -> Claim:
     for method in rows:
         if method not in methods:
             fail(f"{here} ({text}): row {method!r} is not one of the rows ({', '.join(methods)})")
-    if metric not in METRICS:
-        fail(f"{here} ({text}).metric: got {metric!r}; allowed: {', '.join(METRICS)}")
+    if metric not in METRIC_NAMES:
+        fail(f"{here} ({text}).metric: got {metric!r}; allowed: {', '.join(METRIC_NAMES)}")
     return Claim(text, kind, rows, metric, float(spec["published"]) if kind == "value" else None)
 
 
