@@ -111,6 +111,9 @@ def test_verdicts_follow_the_numbers():
     assert verdicts["cGAN is best"].verdict == DOES_NOT_HOLD and "ahead of 1 of 2" in verdicts["cGAN is best"].detail
     # delta_cf is lower-better: cGAN's 2.0 beats L1's 5.0; Welch over 3 seeds per arm
     assert verdicts["lower delta CF"].verdict == HOLDS and "Welch" in verdicts["lower delta CF"].detail
+    # the difference on delta CF's own scale, as in the table: 2.0 - 5.03 on average, lower is better
+    assert "delta_cf L1+cGAN - L1 = -3.033 [" in verdicts["lower delta CF"].detail
+    assert "lower is better" in verdicts["lower delta CF"].detail
     assert verdicts["FCN"].verdict == NOT_TESTABLE and verdicts["FCN"].detail == "needs Cityscapes"
 
 

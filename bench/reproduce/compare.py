@@ -190,9 +190,10 @@ class _Context:
         a, b = claim.rows
         gain, low, high, method = self.gain(a, b, claim.metric)
         if math.isnan(low):
-            return Verdict(claim, NOT_TESTABLE, f"{claim.metric} {a} - {b} = {_signed(gain)} has no interval "
-                           f"({method}: a set metric needs 2+ seeds per row)")
-        interval = f"{claim.metric} {a} - {b} = {_signed(gain)} [{_signed(low)}, {_signed(high)}] ({method})"
+            return Verdict(claim, NOT_TESTABLE, f"{claim.metric} {a} - {b} = {_signed(_as_measured(claim.metric, gain))} "
+                           f"has no interval ({method}: a set metric needs 2+ seeds per row)")
+        interval = (f"{claim.metric} {a} - {b} = {_difference(claim.metric, gain, low, high)} "
+                    f"({method}{_direction(claim.metric)})")
         if low > 0:
             return Verdict(claim, HOLDS, interval)
         if high < 0:
@@ -210,8 +211,8 @@ class _Context:
                            f"({gains[others[0]][3]}); a set metric needs 2+ seeds per row")
         ahead = [o for o, g in gains.items() if g[1] > 0]
         behind = [o for o, g in gains.items() if g[2] < 0]
-        parts = "; ".join(f"vs {o}: {_signed(g[0])} [{_signed(g[1])}, {_signed(g[2])}]" for o, g in gains.items())
-        detail = f"{claim.metric}, {row} minus each other row ({gains[others[0]][3]}): {parts}"
+        parts = "; ".join(f"vs {o}: {_difference(claim.metric, *g[:3])}" for o, g in gains.items())
+        detail = f"{claim.metric}, {row} minus each other row ({gains[others[0]][3]}{_direction(claim.metric)}): {parts}"
         if len(ahead) == len(others):
             return Verdict(claim, HOLDS, detail)
         if behind:
@@ -262,6 +263,21 @@ def _rank_agreement(study: Study, arms: dict[str, pd.DataFrame], seed: int) -> R
 
 def _tau(a: list[float], b: list[float]) -> float:
     return float(scipy_stats.kendalltau(a, b).statistic)
+
+
+def _as_measured(metric: str, gain: float) -> float:
+    """A gain (positive = better) back on the metric's own scale, as the table beside it shows it."""
+    return -gain if better(metric) is False else gain
+
+
+def _difference(metric: str, gain: float, low: float, high: float) -> str:
+    """A - B and its interval on the metric's own scale (a lower-is-better metric's gain has the other sign)."""
+    ends = sorted((_as_measured(metric, low), _as_measured(metric, high)))
+    return f"{_signed(_as_measured(metric, gain))} [{_signed(ends[0])}, {_signed(ends[1])}]"
+
+
+def _direction(metric: str) -> str:
+    return "; lower is better" if better(metric) is False else ""
 
 
 def _signed(value: float) -> str:
