@@ -369,6 +369,15 @@ def test_nuisance_settings_are_chosen_on_the_validation_split():
     assert comparison["method"].startswith("Welch t over seeds")
 
 
+def test_measured_keeps_every_nuisance_setting_for_rows_that_name_their_own():
+    analysis = analyse(nuisance_frame(with_validation=True), TUNE, n_resamples=RESAMPLES)
+    assert sorted(analysis.reported["run_id"]) == ["false-0.0002-s0", "false-0.0002-s1", "true-0.001-s0",
+                                                   "true-0.001-s1"]  # the kept lr of each variant
+    measured = analysis.measured.set_index("run_id")["value"]
+    assert set(analysis.measured["split"]) == {"test"} and len(measured) == 8
+    assert measured["true-0.0002-s1"] == pytest.approx(22.1)  # a setting not kept, on the test split
+
+
 def test_without_a_validation_split_the_test_split_chooses_and_the_report_says_so(tmp_path):
     from bench.report.tables import markdown
     analysis = analyse(nuisance_frame(with_validation=False), TUNE, n_resamples=RESAMPLES)

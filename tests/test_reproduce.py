@@ -61,7 +61,7 @@ def _analysis(ablation, study) -> types.SimpleNamespace:
             rows.append({**common, "metric": "delta_cf", "value": DELTA_CF[row.method][seed], "image_ids": None,
                          "per_image": None})
     runs = pd.DataFrame({"run_id": [run.run_id for run in ablation.runs], "state": "done", "data_problem": None})
-    return types.SimpleNamespace(reported=pd.DataFrame(rows), runs=runs, unavailable={})
+    return types.SimpleNamespace(measured=pd.DataFrame(rows), runs=runs, unavailable={})
 
 
 def _verdicts(block=BLOCK):
@@ -76,7 +76,7 @@ def test_an_arm_whose_data_is_not_here_is_not_testable_and_says_why():
     study = parse_study(ablation, load_published())
     analysis = _analysis(ablation, study)
     (gan,) = [row for row in study.rows if row.method == "L1+GAN"]
-    analysis.reported = analysis.reported[~analysis.reported["run_id"].isin(gan.run_ids)]
+    analysis.measured = analysis.measured[~analysis.measured["run_id"].isin(gan.run_ids)]
     analysis.runs.loc[analysis.runs["run_id"].isin(gan.run_ids), ["state", "data_problem"]] = \
         ["missing", "generator.pretrained_encoder: resnet18.pth: No such file or directory"]
     verdicts = {v.claim.text: v for v in reproduce(study, analysis, n_resamples=200, seed=0).verdicts}
@@ -150,15 +150,15 @@ def test_a_value_claim_is_tested_only_under_the_published_protocol():
     frame = pd.DataFrame([{"run_id": r, "seed": i, "dataset": "samples", "split": "test", "source": "train",
                            "resolution": "64x64", "n_images": 52, "metric": "ssim_rgb8", "value": v,
                            "image_ids": None, "per_image": None} for i, (r, v) in enumerate(zip(run_ids, [.8, .82, .81]))])
-    analysis = types.SimpleNamespace(reported=frame, runs=pd.DataFrame({"run_id": run_ids, "state": "done", "data_problem": None}),
+    analysis = types.SimpleNamespace(measured=frame, runs=pd.DataFrame({"run_id": run_ids, "state": "done", "data_problem": None}),
                                      unavailable={})
     (verdict,) = reproduce(study, analysis, 100, 0).verdicts
     assert verdict.verdict == NOT_TESTABLE
     assert "dataset coco2017 vs ours samples" in verdict.detail and "128x128 vs ours 64x64" in verdict.detail
     same = frame.assign(dataset="coco2017", resolution="128x128", n_images=1000)
-    (verdict,) = reproduce(study, types.SimpleNamespace(**{**vars(analysis), "reported": same}), 100, 0).verdicts
+    (verdict,) = reproduce(study, types.SimpleNamespace(**{**vars(analysis), "measured": same}), 100, 0).verdicts
     assert verdict.verdict == HOLDS  # 0.81 lies in [0.785, 0.835]
-    (verdict,) = reproduce(study, types.SimpleNamespace(**{**vars(analysis), "reported": same.assign(
+    (verdict,) = reproduce(study, types.SimpleNamespace(**{**vars(analysis), "measured": same.assign(
         value=[0.6, 0.61, 0.62])}), 100, 0).verdicts
     assert verdict.verdict == DOES_NOT_HOLD
 

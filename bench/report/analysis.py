@@ -46,7 +46,9 @@ class Analysis:
     ``comparisons``: one row per section x non-baseline variant x metric (difference from the
     baseline, its interval, excludes_zero, Wilcoxon p, method); ``choices``: the nuisance setting
     kept for each section x variant; ``runs``: one row per run (state, step, variant); ``reported``: the
-    rows of the collection behind ``summary`` (one per run x metric, with variant labels).
+    rows of the collection behind ``summary`` (one per run x metric, with variant labels); ``measured``: the
+    same on the test split for every nuisance setting, not only the kept one (a reproduction row names its
+    runs by their settings, nuisance included).
     """
 
     design: Design
@@ -62,6 +64,7 @@ class Analysis:
     bootstrap_seed: int
     # one row per section x metric: the grey input's value (mean over the reported runs), its spread over them,
     # how many runs recorded it, n_images, resolution; and section (dataset, split, fixed) -> why it has no row
+    measured: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     grey_input: pd.DataFrame = dataclasses.field(default_factory=lambda: _empty(GREY_COLUMNS))
     grey_input_missing: dict[tuple, str] = dataclasses.field(default_factory=dict)
 
@@ -79,6 +82,7 @@ def analyse(frame: pd.DataFrame, design: Design, select_by: str | None = None, n
     select_by = select_by or next((m for m in DEFAULT_SELECTION_METRICS if m in set(measured["metric"])),
                                   min(measured["metric"], default=None))
     selection_split, choices = None, _empty(["dataset", "fixed", "variant", "setting", "value"])
+    every_setting = _sorted(measured[measured["split"] == REPORT_SPLIT].sort_values("seed", kind="stable"))
     if design.role("nuisance") and select_by is not None:
         selection_split = _selection_split(measured, select_by)
         measured, choices = _choose_nuisance(measured, select_by, selection_split)
@@ -88,7 +92,8 @@ def analyse(frame: pd.DataFrame, design: Design, select_by: str | None = None, n
     reported = _sorted(reported.sort_values("seed", kind="stable"))
     grey_input, grey_missing = _grey_input(grey_rows, reported)
     return Analysis(design, summary, comparisons, choices, runs, reported.reset_index(drop=True), select_by,
-                    selection_split, unavailable, n_resamples, seed, grey_input, grey_missing)
+                    selection_split, unavailable, n_resamples, seed, every_setting.reset_index(drop=True),
+                    grey_input, grey_missing)
 
 
 def better(metric: str) -> bool | None:

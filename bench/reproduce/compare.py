@@ -86,7 +86,7 @@ class Reproduction:
 
 def reproduce(study: Study, analysis: Analysis, n_resamples: int, seed: int) -> Reproduction:
     """Compare ``study``'s rows and claims with the finished runs that ``analysis`` summarises."""
-    reported = _primary(analysis.reported)
+    reported = _primary(analysis.measured)  # each row's runs by their settings, a nuisance setting included
     done = set(analysis.runs.loc[analysis.runs["state"] == "done", "run_id"])
     arms = {row.method: reported[reported["run_id"].isin(row.run_ids)] for row in study.rows}
     first = reported.iloc[0] if len(reported) else None
