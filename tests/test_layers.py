@@ -120,5 +120,7 @@ def test_retain_freed_memory_stops_training_steps_refaulting_memory():
         done = subprocess.run([sys.executable, "-c", script, mode], check=True, capture_output=True, text=True)
         return int(done.stdout.split()[-1])
 
-    assert faults_per_step("default") > 20_000  # ~65,000 measured: the step's ~250 MB, 4 KiB at a time
+    # ~65,000 usually (the step's ~250 MB, 4 KiB at a time), 16,353 once: glibc's dynamic mmap threshold
+    # decides how much of it is handed back, so the bound asks only for a clear multiple of retain's
+    assert faults_per_step("default") > 5_000
     assert faults_per_step("retain") < 2_000  # 0 measured
