@@ -98,18 +98,18 @@ def train(config: RunConfig, run_dir: str | Path, stop_after_step: int | None = 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     fingerprint = data_fingerprint(config, fetch=True)  # reads the photos' bytes (cached by size, mtime), decodes none
-    data = data_id_of(fingerprint)
-    run = run_id(config, data)
+    data_id = data_id_of(fingerprint)
+    run = run_id(config, data_id)
     if planned_run_id is not None and run != planned_run_id:
         raise rundir.RunDirError(f"{run_dir}: planned as run {planned_run_id!r}, but its data is now run {run!r} "
                                  "(the photos or weights changed since the sweep planned it); sweep again")
     with rundir.locked(run_dir):
-        return _train(config, fingerprint, run_dir, stop_after_step, stop_requested)
+        return _train(config, fingerprint, data_id, run_dir, stop_after_step, stop_requested)
 
 
-def _train(config: RunConfig, fingerprint: dict, run_dir: Path, stop_after_step: int | None,
+def _train(config: RunConfig, fingerprint: dict, data_id: str, run_dir: Path, stop_after_step: int | None,
            stop_requested: Callable[[], bool] | None) -> dict:
-    run = run_id(config, data_id_of(fingerprint))
+    run = run_id(config, data_id)
     rundir.remove_stale_temporary_files(run_dir)  # left by a killed process; we hold the lock
     _check_run_dir(run_dir, run)
     if (run_dir / "DONE").exists():
@@ -120,7 +120,7 @@ def _train(config: RunConfig, fingerprint: dict, run_dir: Path, stop_after_step:
         raise TrainingFailed(f"{run_dir}: the run failed before (see {run_dir / 'FAILED'}); "
                              "delete that file to run it again")
     device = resolve_device(config.device)
-    _claim_run_dir(run_dir, config, fingerprint, device)
+    _claim_run_dir(run_dir, config, fingerprint, data_id, device)
     checkpoint = _own_checkpoint(run_dir, run)  # before the data: a foreign or damaged one fails fast
     if device.type == "cpu":
         retain_freed_memory()  # page faults cost ~10 % of a CPU step otherwise (bench/allocator.py)
@@ -257,13 +257,12 @@ def _done_summary(run_dir: Path, run: str) -> dict:
     return summary
 
 
-def _claim_run_dir(run_dir: Path, config: RunConfig, fingerprint: dict, device: torch.device) -> None:
+def _claim_run_dir(run_dir: Path, config: RunConfig, fingerprint: dict, data_id: str, device: torch.device) -> None:
     """Write config.yaml on first use (:func:`_check_run_dir` has refused a directory of another run)."""
     path = run_dir / "config.yaml"
     if path.exists():
         return
-    data = data_id_of(fingerprint)
-    record = {"run_id": run_id(config, data), "config_id": config_id(config, data), "data_id": data,
+    record = {"run_id": run_id(config, data_id), "config_id": config_id(config, data_id), "data_id": data_id,
               "seed": config.seed, "config": config_to_dict(config),
               "data": {"images": len(fingerprint["images"]), "weights_sha256": fingerprint["weights"]},
               "environment": rundir.environment(device)}

@@ -62,9 +62,9 @@ class Analysis:
     unavailable: dict[str, str]  # metric -> why it has no value (as the runs recorded it)
     n_resamples: int
     bootstrap_seed: int
+    measured: pd.DataFrame
     # one row per section x metric: the grey input's value (mean over the reported runs), its spread over them,
     # how many runs recorded it, n_images, resolution; and section (dataset, split, fixed) -> why it has no row
-    measured: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     grey_input: pd.DataFrame = dataclasses.field(default_factory=lambda: _empty(GREY_COLUMNS))
     grey_input_missing: dict[tuple, str] = dataclasses.field(default_factory=dict)
 
@@ -82,18 +82,21 @@ def analyse(frame: pd.DataFrame, design: Design, select_by: str | None = None, n
     select_by = select_by or next((m for m in DEFAULT_SELECTION_METRICS if m in set(measured["metric"])),
                                   min(measured["metric"], default=None))
     selection_split, choices = None, _empty(["dataset", "fixed", "variant", "setting", "value"])
-    every_setting = _sorted(measured[measured["split"] == REPORT_SPLIT].sort_values("seed", kind="stable"))
+    every_setting = _on_report_split(measured)
     if design.role("nuisance") and select_by is not None:
         selection_split = _selection_split(measured, select_by)
         measured, choices = _choose_nuisance(measured, select_by, selection_split)
-    reported = measured[measured["split"] == REPORT_SPLIT]
+    reported = _on_report_split(measured)
     summary = _summarise(reported)
     comparisons = _compare(reported, n_resamples, seed)
-    reported = _sorted(reported.sort_values("seed", kind="stable"))
     grey_input, grey_missing = _grey_input(grey_rows, reported)
-    return Analysis(design, summary, comparisons, choices, runs, reported.reset_index(drop=True), select_by,
-                    selection_split, unavailable, n_resamples, seed, every_setting.reset_index(drop=True),
-                    grey_input, grey_missing)
+    return Analysis(design, summary, comparisons, choices, runs, reported, select_by, selection_split, unavailable,
+                    n_resamples, seed, every_setting, grey_input, grey_missing)
+
+
+def _on_report_split(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` on the report split, in table order with seeds ascending within each variant and metric."""
+    return _sorted(rows[rows["split"] == REPORT_SPLIT].sort_values("seed", kind="stable"))
 
 
 def better(metric: str) -> bool | None:

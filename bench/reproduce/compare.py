@@ -86,10 +86,10 @@ class Reproduction:
 
 def reproduce(study: Study, analysis: Analysis, n_resamples: int, seed: int) -> Reproduction:
     """Compare ``study``'s rows and claims with the finished runs that ``analysis`` summarises."""
-    reported = _primary(analysis.measured)  # each row's runs by their settings, a nuisance setting included
+    measured = _primary(analysis.measured)  # each row's runs by their settings, a nuisance setting included
     done = set(analysis.runs.loc[analysis.runs["state"] == "done", "run_id"])
-    arms = {row.method: reported[reported["run_id"].isin(row.run_ids)] for row in study.rows}
-    first = reported.iloc[0] if len(reported) else None
+    arms = {row.method: measured[measured["run_id"].isin(row.run_ids)] for row in study.rows}
+    first = measured.iloc[0] if len(measured) else None
     dataset = None if first is None else first["dataset"]
     resolution = None if first is None else first["resolution"]
     n_images = None if first is None or pd.isna(first["n_images"]) else int(first["n_images"])
@@ -122,14 +122,14 @@ def _grey_input(analysis: Analysis, dataset: str | None) -> GreyInput | None:
     return GreyInput({}, reasons[0] if reasons else NOT_RECORDED)
 
 
-def _primary(reported: pd.DataFrame) -> pd.DataFrame:
+def _primary(measured: pd.DataFrame) -> pd.DataFrame:
     """The rows of the runs' own test split (the dataset most runs were scored on, not a re-scoring elsewhere)."""
-    if reported.empty:
-        return reported
-    if "source" in reported.columns and (reported["source"] == "train").any():
-        reported = reported[reported["source"] == "train"]
-    dataset = reported["dataset"].value_counts().sort_index().idxmax()
-    return reported[reported["dataset"] == dataset]
+    if measured.empty:
+        return measured
+    if "source" in measured.columns and (measured["source"] == "train").any():
+        measured = measured[measured["source"] == "train"]
+    dataset = measured["dataset"].value_counts().sort_index().idxmax()
+    return measured[measured["dataset"] == dataset]
 
 
 def _row_result(study: Study, row, arm: pd.DataFrame, done: set[str]) -> RowResult:
