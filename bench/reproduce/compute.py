@@ -3,8 +3,9 @@
 Read from the run directories while they exist (``results/`` is not kept): each finished run's
 training time is from its ``config.yaml`` (written when the run starts) to its ``DONE``
 (written last), by file modification times, so a run that was interrupted and resumed counts
-the pause too (said in the record).  The study's wall time is from the first start to the
-last end.  The machines are the runs' recorded ones (``bench.machine.machine_label``).
+the pause too (said in the record).  The study's wall time is how long at least one of its runs
+was running (the union of those spans), so a pause between two sessions in which no run ran is
+not counted.  The machines are the runs' recorded ones (``bench.machine.machine_label``).
 """
 from __future__ import annotations
 
@@ -44,12 +45,13 @@ def compute_record(results: Path, command: list[str] | None = None) -> dict:
         "run_seconds_total": round(sum(durations), 1),
         "run_seconds_mean": round(sum(durations) / len(durations), 1),
         "run_seconds_max": round(max(durations), 1),
-        "wall_seconds": round(max(ends) - min(starts), 1),
+        "wall_seconds": round(_covered(zip(starts, ends)), 1),
         "first_start": _utc(min(starts)),
         "last_end": _utc(max(ends)),
         "machines": dict(sorted(machines.items())),
         "command": shlex.join(command if command is not None else ["colorbench", *sys.argv[1:]]),
-        "how": "each run from its config.yaml to its DONE (file times; a resumed run includes its pause)",
+        "how": "each run from its config.yaml to its DONE (file times; a resumed run includes its pause); "
+               "wall: while at least one run was running",
     }
 
 
@@ -58,6 +60,16 @@ def write_compute(results: Path, out: Path, command: list[str] | None = None) ->
     record = compute_record(results, command)
     rundir.write_json(out / COMPUTE_FILE, record)
     return record
+
+
+def _covered(spans) -> float:
+    """Seconds covered by the union of the (start, end) ``spans``."""
+    total, reach = 0.0, float("-inf")
+    for start, end in sorted(spans):
+        if end > reach:
+            total += end - max(start, reach)
+            reach = end
+    return total
 
 
 def _utc(timestamp: float) -> str:
