@@ -62,6 +62,7 @@ def describe(device: Any) -> dict[str, Any]:
     record = {**cpu_info(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
               **library_versions(config_text),
               "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+              "onednn_enabled": torch.backends.mkldnn.enabled,
               "math_env": reproducible.math_environment(), "reproducible": reproducible.state()}
     record["gpu"] = gpu_info(device) if getattr(device, "type", None) == "cuda" else None
     return record
@@ -108,7 +109,8 @@ def machine_label(environment: Any) -> str | None:
     state = environment.get("reproducible")
     if isinstance(state, dict) and state.get("on"):
         pinned = " ".join(f"{k}={v}" for k, v in sorted((state.get("pinned") or {}).items()))
-        parts.append(f"reproducible mode ({pinned})")
+        onednn = ", oneDNN off" if environment.get("onednn_enabled") is False else ""  # older runs: oneDNN was on
+        parts.append(f"reproducible mode ({pinned}{onednn})")
     else:
         parts.append("reproducible mode off")
     return ", ".join(p for p in parts if p)

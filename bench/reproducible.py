@@ -1,11 +1,11 @@
-"""Reproducible mode: pin the CPU math libraries' code paths so a CPU run gives the same digits on any x86-64.
+"""Reproducible mode: pin the CPU math code paths, so a CPU run's digits do not follow its CPU's ISA or caches.
 
 ``colorbench --reproducible COMMAND`` (or ``COLORBENCH_REPRODUCIBLE=1 colorbench COMMAND``)
 sets, where they are not set already:
 
 * ``ATEN_CPU_CAPABILITY=avx2``: torch's own vectorised kernels (elementwise ops, reductions,
   normalisation, fused Adam) use their AVX2 build, not AVX-512;
-* ``ONEDNN_MAX_CPU_ISA=AVX2``: oneDNN's convolutions and deconvolutions use AVX2 kernels;
+* ``ONEDNN_MAX_CPU_ISA=AVX2``: what oneDNN still runs (reorders, anything torch sends it) uses AVX2 kernels;
 * ``MKL_CBWR=AVX2``: MKL's conditional numerical reproducibility on its AVX2 code path;
 * ``OMP_NUM_THREADS=2``: the thread count, which decides how reductions are split.
 
@@ -16,12 +16,16 @@ them set and goes on).  A sweep passes them on to its jobs: local jobs inherit t
 environment, SLURM jobs export them in their batch script (``bench.sweep.submit``), and a
 job keeps the pinned thread count instead of its own (``bench.sweep.job``).
 
-Every machine with AVX2 (x86-64 since 2013-2015) then runs the same kernels in the same
-order: an AVX-512 machine in this mode prints what an AVX2-only machine prints by default
-(with 2 threads).  GPUs are not covered (``bench.machine`` records GPU, driver and cuDNN).
-Each run's ``environment`` records whether the mode was on and the values in force
-(``state()``); the mode is not part of the run id, since the config id covers what is
-computed, not which kernels compute it.
+Pinning the instruction set is not enough for convolutions: oneDNN's AVX2 convolutions
+(brgemm) size their blocks from the cache sizes the CPU reports, so the same kernel sums in
+another order on a CPU with another L2, and no variable pins that.  So in the mode
+:func:`configure_torch` (called where a process starts computing: training, re-scoring,
+``colorbench perf``) turns torch's oneDNN path off, and convolutions run as torch's own
+im2col + GEMM, the GEMM in MKL, which ``MKL_CBWR`` pins.  GPUs are not covered
+(``bench.machine`` records GPU, driver and cuDNN).  Each run's ``environment`` records
+whether the mode was on, the values in force (``state()``) and whether oneDNN was on; the
+mode is not part of the run id, since the config id covers what is computed, not which
+kernels compute it.
 
 Imports nothing heavy: ``bench.cli`` and the sweep's job module load it before torch.
 """
@@ -108,3 +112,10 @@ def shell_exports() -> list[str]:
         return []
     env = pinned_environment(dict(os.environ))
     return [f"export {name}={env[name]}" for name in (SWITCH, *PINNED)]
+
+
+def configure_torch() -> None:
+    """In the mode, compute convolutions with torch's own im2col + MKL GEMM instead of oneDNN (see the module)."""
+    if requested():
+        import torch
+        torch.backends.mkldnn.enabled = False

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from . import rundir
+from . import reproducible, rundir
 from .baselines import record_grey_input
 from .checkpoint import CHECKPOINT_FILE, load_checkpoint
 from .config import ConfigError, DataConfig, RunConfig, apply_overrides, config_from_dict, read_config_file
@@ -47,6 +47,7 @@ def rescore(run_dir: str | Path, *, dataset: str | None = None, metrics: list[st
     if not checkpoint.is_file():
         raise ConfigError(f"{run_dir}: no {CHECKPOINT_FILE} to score (the run has not saved a checkpoint yet)")
     state = load_checkpoint(checkpoint)
+    reproducible.configure_torch()
     device = resolve_device(config.device)
     # The checkpoint holds every weight, so an ImageNet-initialised encoder need not be loaded again.
     generator = build_generator(dataclasses.replace(config.generator, pretrained_encoder=False),

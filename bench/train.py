@@ -25,7 +25,7 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
-from . import rundir
+from . import reproducible, rundir
 from .allocator import retain_freed_memory
 from .baselines import is_grey_input, record_grey_input
 from .checkpoint import (CHECKPOINT_FILE, FINISHED_CHECKPOINT_KEYS, load_checkpoint, rng_state, save_checkpoint,
@@ -95,6 +95,7 @@ def train(config: RunConfig, run_dir: str | Path, stop_after_step: int | None = 
     The run's id covers the data (``bench.identity``); ``planned_run_id``, the id a sweep
     named the directory by, must still be it (else the data changed since it was planned).
     """
+    reproducible.configure_torch()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     fingerprint = data_fingerprint(config, fetch=True)  # reads the photos' bytes (cached by size, mtime), decodes none

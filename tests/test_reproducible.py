@@ -98,9 +98,28 @@ def test_training_records_the_cpu_fields(image_folder, tmp_path):
     train(tiny(image_folder, "optim.epochs=1"), tmp_path / "run")
     environment = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["environment"]
     for key in ("cpu_model", "cpu_vendor", "cpu_isa", "cpu_count", "cpu_capability", "mkl", "onednn",
-                "deterministic_algorithms", "math_env", "reproducible", "gpu"):
+                "deterministic_algorithms", "onednn_enabled", "math_env", "reproducible", "gpu"):
         assert key in environment, key
     assert environment["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and environment["gpu"] is None
+    assert environment["onednn_enabled"] is torch.backends.mkldnn.enabled  # the mode off: torch's default
+
+
+def test_the_mode_trains_with_convolutions_outside_onednn(image_folder, tmp_path, monkeypatch):
+    # oneDNN's AVX2 convolutions block by the CPU's cache sizes, which no variable pins (bench/reproducible.py)
+    from bench.train import train
+    from test_train import tiny
+    monkeypatch.setenv(reproducible.SWITCH, "1")
+    try:
+        train(tiny(image_folder, "optim.epochs=1"), tmp_path / "run")
+        assert torch.backends.mkldnn.enabled is False
+    finally:
+        torch.backends.mkldnn.enabled = True
+    environment = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["environment"]
+    assert environment["onednn_enabled"] is False and environment["reproducible"]["on"] is True
+    assert machine_label(environment).endswith(", oneDNN off)")
+    monkeypatch.delenv(reproducible.SWITCH)
+    reproducible.configure_torch()
+    assert torch.backends.mkldnn.enabled is True  # the mode off: left as torch has it
 
 
 def test_sweep_jobs_get_the_mode(monkeypatch):

@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
+from .. import reproducible
 from ..allocator import retain_freed_memory
 from ..config import ConfigError, RunConfig
 from ..data import prepare_data
@@ -192,6 +193,7 @@ def measure(config: RunConfig, steps: int = 10, warmup: int = 3, baseline: bool 
     """Time ``steps`` training steps (after ``warmup``) and print images/s, phases, memory and FLOP/s."""
     if baseline:
         _check_baseline_config(config)
+    reproducible.configure_torch()
     device = resolve_device(config.device)
     batch = config.data.batch_size
     ours = _ColorbenchRunner(config, device)
