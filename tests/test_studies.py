@@ -92,6 +92,22 @@ def test_study_runs_at_tiny_scale_and_renders(path, tmp_path, random_resnet18):
     assert f"## Reproduction: {study.title}" in (out / ablation.name / "table.md").read_text()
 
 
+def test_the_committed_reproduction_regenerates_byte_for_byte_from_the_committed_study_folders(tmp_path, capsys):
+    reports = ABLATIONS.parent / "reports"
+    for study in STUDIES:  # every study has its cpu-scale report committed
+        assert (reports / f"{study.stem}-cpu" / MARKDOWN_FILE).is_file(), study.stem
+        assert (reports / f"{study.stem}-cpu" / "compute.json").is_file(), study.stem
+    out = tmp_path / "reports"
+    shutil.copytree(reports, out, ignore=shutil.ignore_patterns("REPRODUCTION.md"))
+    assert main(["reproduce", "--overview", "--profile", "cpu", "--out", str(out)]) == 0
+    capsys.readouterr()
+    committed = (reports / "REPRODUCTION.md").read_text()
+    assert (out / "REPRODUCTION.md").read_text() == committed
+    headline = committed.split("**Headline: ", 1)[1].split(" testable published claims", 1)[0]  # "22 of 55"
+    readme = (ABLATIONS.parent / "README.md").read_text()
+    assert f"Headline: **{headline} testable published claims hold at this scale**" in readme
+
+
 def test_the_overview_counts_every_rendered_claim_and_regenerates_from_committed_files_alone(tmp_path, capsys):
     path = ABLATIONS / "pix2pix-table5-colourisation.yaml"
     results, out = tmp_path / "results", tmp_path / "reports"
