@@ -262,9 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="colorbench", description="Benchmark and ablation suite for "
                                      "pix2pix-style colourisation GANs.")
     parser.add_argument("--reproducible", action="store_true",
-                        help="pin the CPU math libraries' code paths (AVX2 kernels in torch, oneDNN and MKL; "
-                        "2 threads) so CPU runs give the same digits on any x86-64 machine, at a cost in speed; also "
-                        "COLORBENCH_REPRODUCIBLE=1 (see the README: Reproducible numbers across machines)")
+                        help="pin the CPU math code paths (AVX2 kernels in torch and MKL, convolutions without "
+                        "oneDNN, 2 threads) so a CPU run's digits do not follow the CPU's instruction set or caches, "
+                        "at about 1.6x the time; also COLORBENCH_REPRODUCIBLE=1 (see the README: Reproducible "
+                        "numbers across machines)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     formatter = argparse.RawDescriptionHelpFormatter
 
