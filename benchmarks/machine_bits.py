@@ -5,10 +5,9 @@
 
 Prints one line per stage of the demo config's training: the prepared photos and their
 encoding, the initial weights, each generator layer's output in the first forward pass, the
-discriminator's loss and gradients, the generator's gradients, both networks after the first
-update and after ``--steps`` updates.  Run it on two machines and diff the output, or give
+losses of the first update, both networks after it and after ``--steps`` updates.  Run it on two machines and diff the output, or give
 ``--qemu CPU`` to run it a second time under ``qemu-x86_64 -cpu CPU`` (Debian: ``apt install
-qemu-user``; about 60x slower), which reports that CPU's CPUID (instruction sets, cache sizes)
+qemu-user``; the demo took 48 min there, 45 s here), which reports that CPU's CPUID (ISA, cache sizes)
 to the libraries, and print both columns.  ``--reproducible`` runs with the variables of
 ``colorbench --reproducible`` and its oneDNN switch (``bench/reproducible.py``);
 ``--keep-onednn`` sets the same variables but leaves oneDNN on, to see what the switch is for.
@@ -30,8 +29,13 @@ from pathlib import Path
 
 
 def _child(steps: int) -> None:
-    """Print ``stage hash`` lines (this process's libraries and CPU)."""
-    os.environ["COLORBENCH_CACHE"] = tempfile.mkdtemp(prefix="machine-bits-cache-")  # prepare the photos here
+    """Print ``stage hash`` lines (this process's libraries and CPU), the photos prepared afresh."""
+    with tempfile.TemporaryDirectory(prefix="machine-bits-cache-") as cache:
+        os.environ["COLORBENCH_CACHE"] = cache
+        _print_stages(steps)
+
+
+def _print_stages(steps: int) -> None:
     import torch
 
     from bench import reproducible
@@ -70,7 +74,7 @@ def _child(steps: int) -> None:
         hook.remove()
     for name, value in outputs:
         print(f"forward/generator.{name}", value)
-    seed_all(config.seed)
+    seed_all(config.seed)  # afresh: the forward pass above moved batch norm's running statistics
     generator, discriminator = build_networks(config)
     opt_g, opt_d = build_optimizer(generator, config), build_optimizer(discriminator, config)
     with tempfile.TemporaryDirectory() as run_dir:

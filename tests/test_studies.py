@@ -20,7 +20,9 @@ import yaml
 from bench.cli import main
 from bench.report.published import load_published
 from bench.reproduce.command import reproduce_command, study_files
+from bench.reproduce.compute import COMPUTE_FILE
 from bench.reproduce.output import MARKDOWN_FILE
+from bench.reproduce.overview import OVERVIEW_FILE
 from bench.reproduce.study import parse_study
 from bench.sweep.ablation import load_ablation
 
@@ -96,13 +98,13 @@ def test_the_committed_reproduction_regenerates_byte_for_byte_from_the_committed
     reports = ABLATIONS.parent / "reports"
     for study in STUDIES:  # every study has its cpu-scale report committed
         assert (reports / f"{study.stem}-cpu" / MARKDOWN_FILE).is_file(), study.stem
-        assert (reports / f"{study.stem}-cpu" / "compute.json").is_file(), study.stem
+        assert (reports / f"{study.stem}-cpu" / COMPUTE_FILE).is_file(), study.stem
     out = tmp_path / "reports"
-    shutil.copytree(reports, out, ignore=shutil.ignore_patterns("REPRODUCTION.md"))
+    shutil.copytree(reports, out, ignore=shutil.ignore_patterns(OVERVIEW_FILE))
     assert main(["reproduce", "--overview", "--profile", "cpu", "--out", str(out)]) == 0
     capsys.readouterr()
-    committed = (reports / "REPRODUCTION.md").read_text()
-    assert (out / "REPRODUCTION.md").read_text() == committed
+    assert (out / OVERVIEW_FILE).read_bytes() == (reports / OVERVIEW_FILE).read_bytes()
+    committed = (reports / OVERVIEW_FILE).read_text()
     headline = committed.split("**Headline: ", 1)[1].split(" testable published claims", 1)[0]  # "22 of 55"
     readme = (ABLATIONS.parent / "README.md").read_text()
     assert f"Headline: **{headline} testable published claims hold at this scale**" in readme
