@@ -9,9 +9,9 @@ from pathlib import Path
 
 # Light modules only: every command, --help included, loads this module; torch and the data,
 # model and training modules are imported inside the commands that use them.
-from .config import ConfigError, DataConfig, RunConfig, describe_fields, dump_config, load_config, read_yaml
-from .names import AUGMENTATIONS, BENCHMARK_DATASETS
-from . import reproducible
+from bench.config import ConfigError, DataConfig, RunConfig, describe_fields, dump_config, load_config
+from bench.config.names import AUGMENTATIONS, BENCHMARK_DATASETS
+from bench.run import reproducible
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -39,8 +39,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _train_until_signal(config: RunConfig, out: Path) -> tuple[dict | None, int]:
     """Train; SIGINT/SIGTERM save the current step and stop (exit 130/143) instead of killing the run."""
-    from .interrupts import StopOnSignal, StoppedAtOnce
-    from .train import train
+    from bench.training.signals import StopOnSignal, StoppedAtOnce
+    from bench.training.train import train
     with StopOnSignal() as stop:
         try:
             summary = train(config, out, stop_requested=stop.requested)
@@ -53,14 +53,15 @@ def _train_until_signal(config: RunConfig, out: Path) -> tuple[dict | None, int]
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .identity import data_id, run_id
+    from bench.data.fingerprint import data_id
+    from bench.run.identity import run_id
     config = load_config(args.config or demo_config_path(), args.overrides)
     run = run_id(config, data_id(config, fetch=True))
     out = _out_folder(args.out) / run
     print(f"colorbench demo: run {run} -> {out}", file=sys.stderr)
     summary, code = _train_until_signal(config, out)
     if summary is not None and summary["state"] == "done":
-        from .report.build import folder_report
+        from bench.report.build import folder_report
         print(f"  report         {folder_report(Path(args.out), Path(args.out) / 'report')}")
     return code
 
@@ -76,8 +77,8 @@ def _print_summary(summary: dict) -> None:
     for name in ("psnr_rgb8", "ssim_rgb8", "l1_rgb8", "mse_ab_rgb8"):
         if name in metrics:
             print(f"  {name:12s} {metrics[name]:.4f}")
-    from .baselines import grey_input_values
-    grey = grey_input_values(run_dir)  # the trivial baseline on the same test images (bench/baselines.py)
+    from bench.evaluation.baselines import grey_input_values
+    grey = grey_input_values(run_dir)  # the trivial baseline on the same test images (bench/evaluation/baselines.py)
     for name in ("psnr_rgb8", "ssim_rgb8"):
         if isinstance(grey.get(name), (int, float)):
             print(f"  grey input {name:12s} {grey[name]:.4f}  (copying the grey input, a = b = 0)")
@@ -91,7 +92,7 @@ def _print_summary(summary: dict) -> None:
 def cmd_params(args: argparse.Namespace) -> int:
     import torch
 
-    from .models import build_networks, count_parameters
+    from bench.models import build_networks, count_parameters
     config = _load(args)
     generator, discriminator = build_networks(config)
     rows = [("G", generator), ("D", discriminator)]
@@ -112,13 +113,14 @@ def cmd_params(args: argparse.Namespace) -> int:
 
 
 def cmd_perf(args: argparse.Namespace) -> int:
-    from .perf.measure import measure
+    from bench.perf.measure import measure
     measure(_load(args), steps=args.steps, warmup=args.warmup, baseline=args.baseline, workers=args.workers)
     return 0
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    from .identity import DataUnavailable, config_hash, config_id, data_id, run_id
+    from bench.data.fingerprint import DataUnavailable, data_id
+    from bench.run.identity import config_hash, config_id, run_id
     config = _load(args)
     try:
         data = data_id(config)
@@ -130,9 +132,9 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_data_prepare(args: argparse.Namespace) -> int:
-    from .config import DataConfig
-    from .data import prepare_data
-    from .data.summary import summary
+    from bench.config import DataConfig
+    from bench.data import prepare_data
+    from bench.data.summary import summary
     cfg = DataConfig(dataset="folder" if args.name == "imagefolder" else args.name, root=args.root,
                      download=args.download, image_size=args.size, n_train=args.n_train, n_test=args.n_test,
                      split_seed=args.seed, augmentation=args.augmentation, cache_dir=args.cache_dir)
@@ -141,9 +143,9 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .rescore import rescore
+    from bench.evaluation.score_run import score_run
     metrics = [name.strip() for name in args.metrics.split(",") if name.strip()] if args.metrics else None
-    records = rescore(args.run_dir, dataset=args.dataset, metrics=metrics, overrides=args.overrides)
+    records = score_run(args.run_dir, dataset=args.dataset, metrics=metrics, overrides=args.overrides)
     if records:
         first = records[0]
         print(f"step {first['step']}, {first['dataset']['source']} {first['split']} split: "
@@ -156,7 +158,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_assets(args: argparse.Namespace) -> int:
-    from . import assets
+    from bench.data import assets
     if args.action == "status":
         mismatched = 0
         for asset, path, present in assets.status(args.directory):
@@ -185,57 +187,59 @@ def cmd_assets(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .sweep.commands import sweep_command
-    from .sweep.submit import SubmissionError
+    from bench.sweep.commands import sweep_command
+    from bench.sweep.submit import SubmissionError, SweepOptions
+    options = SweepOptions(executor=args.executor, dry_run=args.dry_run, max_parallel=args.max_parallel,
+                           results=args.results, overrides=args.overrides, profile=args.profile,
+                           rerun_failed=args.rerun_failed, max_num_timeout=args.max_num_timeout, wait=args.wait,
+                           skip_missing_data=args.skip_missing_data)
     try:
-        return sweep_command(args.file, args.executor, args.dry_run, args.max_parallel, args.results, args.overrides,
-                             args.rerun_failed, args.max_num_timeout, args.wait, args.profile,
-                             args.skip_missing_data)
+        return sweep_command(args.file, options)
     except SubmissionError as err:
         print(f"colorbench: error: {err}", file=sys.stderr)
         return EXIT_FAILED
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .sweep.commands import status_command
+    from bench.sweep.commands import status_command
     return status_command(args.target, args.results, args.overrides, args.profile)
 
 
 def cmd_aggregate(args: argparse.Namespace) -> int:
-    from .report.build import aggregate_command
+    from bench.report.build import aggregate_command
     return aggregate_command(args.results_dir, _out_folder(args.out) if args.out else None)
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from .reproduce.command import default_studies_folder, list_command, reproduce_command
-    from .sweep.submit import SubmissionError
+    from bench.reproduce.command import default_studies_folder, list_command, reproduce_command
+    from bench.sweep.submit import SubmissionError, SweepOptions
     folder = Path(args.studies) if args.studies else default_studies_folder()
     if args.list:
         return list_command(folder)
     if args.overview:
-        from .reproduce.command import study_files
-        from .reproduce.overview import write_overview
-        from .sweep.profiles import PRESETS_FILE
-        presets = read_yaml(folder / PRESETS_FILE, "profile presets") if (folder / PRESETS_FILE).is_file() else {}
-        preset = presets.get(args.profile) if isinstance(presets, dict) else None
-        setting = preset.get("description") if isinstance(preset, dict) else None
+        from bench.reproduce.command import study_files
+        from bench.reproduce.overview import write_overview
+        from bench.sweep.profiles import profile_description, read_presets
+        setting = profile_description(read_presets(folder), args.profile)
         print(write_overview(_out_folder(args.out), [path.stem for path in study_files(folder)], args.profile,
                              setting))
         return 0
     if args.name is None:
         raise ConfigError("reproduce: name a study (colorbench reproduce --list shows them)")
     try:
-        return reproduce_command(args.name, args.profile, args.executor, args.results, _out_folder(args.out),
-                                 args.dry_run, args.max_parallel, folder, args.resamples, args.overrides)
+        options = SweepOptions(executor=args.executor, dry_run=args.dry_run, max_parallel=args.max_parallel,
+                               results=args.results, overrides=args.overrides, profile=args.profile)
+        return reproduce_command(args.name, options, _out_folder(args.out), folder, args.resamples)
     except SubmissionError as err:
         print(f"colorbench: error: {err}", file=sys.stderr)
         return EXIT_FAILED
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report.build import report_command
+    from bench.report.build import report_command
+    from bench.reproduce.output import write_reproduction
     return report_command(args.ablations, args.results, _out_folder(args.out), args.select_by, args.resamples,
-                          args.profile)
+                          args.profile, study_section=write_reproduction)
 
 
 def _profile_arg(parser: argparse.ArgumentParser) -> None:
@@ -264,8 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--reproducible", action="store_true",
                         help="pin the CPU math code paths (AVX2 kernels in torch and MKL, convolutions without "
                         "oneDNN, 2 threads) so a CPU run's digits do not follow the CPU's instruction set or caches, "
-                        "at about 1.6x the time; also COLORBENCH_REPRODUCIBLE=1 (see the README: Reproducible "
-                        "numbers across machines)")
+                        "at about 1.6x the time; also COLORBENCH_REPRODUCIBLE=1 (see docs/reproducibility.md)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     formatter = argparse.RawDescriptionHelpFormatter
 
@@ -481,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
                 err, "bench.data.errors", "DatasetError"):
             print(f"colorbench: error: {err}", file=sys.stderr)
             return EXIT_BAD_INPUT
-        if _raised(err, "bench.train", "TrainingFailed"):
+        if _raised(err, "bench.training.train", "TrainingFailed"):
             print(f"colorbench: run failed: {err}", file=sys.stderr)
             return EXIT_FAILED
         os_error = _file_system_error(err)

@@ -19,13 +19,15 @@ from pathlib import Path
 
 from scipy import stats
 
-from bench.checkpoint import CHECKPOINT_FILE, load_checkpoint
 from bench.cli import demo_config_path
 from bench.config import load_config
 from bench.data import prepare_data
-from bench.metrics import psnr_rgb8
+from bench.evaluation.metrics import psnr_rgb8
+from bench.evaluation.outputs import evaluation_outputs
 from bench.models import build_generator
-from bench.train import evaluation_outputs, resolve_device, train
+from bench.run.checkpoint import CHECKPOINT_FILE, load_checkpoint
+from bench.run.machine import resolve_device
+from bench.training.train import train
 
 
 def bf16_inference_psnr(config, run_dir: Path) -> float:

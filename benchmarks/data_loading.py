@@ -19,7 +19,7 @@ import torch
 
 from bench.config import load_config
 from bench.data import load_size, prepare_data
-from bench.train import training_batch
+from bench.training.train import training_batch
 
 TARGET_IMAGES_PER_S = 5_000
 

@@ -21,7 +21,7 @@ strike drawn from a seeded RNG):
 
 After the fault the command is run again, as a user would (for a refusal: after doing what
 its message says), to the end; the directory must then equal the reference in every file
-(bench.rundiff.run_differences: stats.jsonl's timing fields, config.yaml's environment and
+(bench.run.compare.run_differences: stats.jsonl's timing fields, config.yaml's environment and
 DONE's run_dir aside).  One line per trial: trial, fault, outcome (identical / refused with
 the message, then identical / DIFFERENT or UNEXPECTED with what), then a summary.  Exit 1
 when a trial ended DIFFERENT or UNEXPECTED.
@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bench.rundiff import run_differences
+from bench.run.compare import run_differences
 
 FAULTS = ("sigkill", "sigint", "sigterm", "two-writers", "foreign-checkpoint", "deleted-config", "damaged-checkpoint",
           "garbage-done", "malformed-line", "disk-full")
@@ -76,7 +76,7 @@ def main() -> int:
     started = time.monotonic()
     print(f"fault injection: {args.trials} trials of a {args.steps}-step run (stats every {LOG_EVERY} steps), "
           f"seed {args.seed}, in {work}", flush=True)
-    rc, err = bench.train(bench.reference)
+    rc, err = bench.training.train(bench.evaluation.reference)
     if rc != 0:
         print(f"the reference run failed (exit {rc}):\n{err}")
         return 1

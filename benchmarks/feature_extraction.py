@@ -5,7 +5,7 @@
 Times the FID Inception when its weights are found (torch's hub cache or --weights-dir);
 otherwise the stand-in extractor the tests use, and says so: its speed is not Inception's.
 The sweep part scores ``--runs`` generators' outputs (here: perturbed copies of the
-ground truth) against one ground-truth set through ``bench.scoring.metric_records``, once
+ground truth) against one ground-truth set through ``bench.evaluation.scoring.metric_records``, once
 with the shared reference cache and once with an empty cache per run, as if there were none.
 """
 from __future__ import annotations
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
-from bench.detectors import StandInFeatures, WeightsUnavailable, extract_features, load_detector
-from bench.scoring import ScoringSetup, metric_records
-from bench.train import resolve_device
+from bench.evaluation.detectors import StandInFeatures, WeightsUnavailable, extract_features, load_detector
+from bench.evaluation.scoring import ScoringSetup, metric_records
+from bench.run.machine import resolve_device
 
 
 def main() -> None:

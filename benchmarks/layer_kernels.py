@@ -3,7 +3,7 @@
 Prints, for every down / up layer of a U-Net at a batch size and resolution, the median
 milliseconds of forward + backward through ``DownConv`` / ``UpConv`` with the GEMM path
 forced off and forced on, in fp32 and under bf16 autocast (fp32 parameters, as training runs
-them), with ``bench.allocator`` applied as ``train`` applies it.  ``GEMM_MAX_ROWS`` in
+them), with ``bench.training.allocator`` applied as ``train`` applies it.  ``GEMM_MAX_ROWS`` in
 ``bench/models/layers.py`` is read off this table.
 
     python benchmarks/layer_kernels.py --batch 1 --size 256 --depth 8
@@ -18,8 +18,8 @@ import time
 
 import torch
 
-from bench.allocator import retain_freed_memory
 from bench.models import layers
+from bench.training.allocator import retain_freed_memory
 
 
 def time_layer(layer: torch.nn.Module, x: torch.Tensor, bf16: bool, gemm: bool, repeats: int) -> float:

@@ -9,7 +9,7 @@ losses of the first update, both networks after it and after ``--steps`` updates
 ``--qemu CPU`` to run it a second time under ``qemu-x86_64 -cpu CPU`` (Debian: ``apt install
 qemu-user``; the demo took 48 min there, 45 s here), which reports that CPU's CPUID (ISA, cache sizes)
 to the libraries, and print both columns.  ``--reproducible`` runs with the variables of
-``colorbench --reproducible`` and its oneDNN switch (``bench/reproducible.py``);
+``colorbench --reproducible`` and its oneDNN switch (``bench/run/reproducible.py``);
 ``--keep-onednn`` sets the same variables but leaves oneDNN on, to see what the switch is for.
 
 Caveat: QEMU computes the approximate instructions (``rcpps``, ``rsqrtps``) exactly, where
@@ -38,14 +38,15 @@ def _child(steps: int) -> None:
 def _print_stages(steps: int) -> None:
     import torch
 
-    from bench import reproducible
     from bench.cli import demo_config_path
-    from bench.colour import encode
     from bench.config import load_config
     from bench.data import prepare_data
+    from bench.data.colour import encode
     from bench.models import build_networks
-    from bench.train import build_optimizer, seed_all, train, training_batch
-    from bench.train_step import train_step
+    from bench.run import reproducible
+    from bench.run.randomness import seed_all
+    from bench.training.step import train_step
+    from bench.training.train import build_optimizer, train, training_batch
 
     def digest(*tensors: torch.Tensor) -> str:
         h = hashlib.sha256()
@@ -113,13 +114,13 @@ def main() -> None:
     if args.child:
         _child(args.steps)
         return
-    from bench import reproducible
-    from bench.machine import cpu_info
+    from bench.run import reproducible
+    from bench.run.machine import cpu_info
     env = {k: v for k, v in os.environ.items() if k not in (reproducible.SWITCH, *reproducible.MATH_VARIABLES)}
     if args.reproducible:
         env = reproducible.pinned_environment(env)
         if args.keep_onednn:
-            del env[reproducible.SWITCH]  # the variables stay; bench.reproducible.configure_torch does nothing
+            del env[reproducible.SWITCH]  # the variables stay; bench.run.reproducible.configure_torch does nothing
     mode = ("on" if not args.keep_onednn else "variables only, oneDNN on") if args.reproducible else "off"
     info = cpu_info()
     print(f"# {info['cpu_model']} ({'+'.join(info['cpu_isa'] or [])}), reproducible mode {mode}, {args.steps} steps")

@@ -9,10 +9,10 @@ import torch
 import torchvision
 from pytorch_fid.inception import FID_WEIGHTS_URL
 
-import bench.train  # noqa: F401  (the CLI's commands import it; loaded before a test swaps the asset table)
-from bench import assets
-from bench.assets import Asset, AssetError, asset_path, fetch, status, weights_dir
+import bench.training.train  # noqa: F401  (the CLI's commands import it; loaded before a test swaps the asset table)
 from bench.cli import main
+from bench.data import assets
+from bench.data.assets import Asset, AssetError, asset_path, fetch, status, weights_dir
 
 CONTENT = bytes(range(256)) * 4099  # about 1 MB, a little more than one download chunk
 SHA256 = hashlib.sha256(CONTENT).hexdigest()
@@ -140,7 +140,7 @@ def test_http_and_connection_errors_name_the_url(server, tmp_path):
 
 
 @pytest.fixture
-def test_assets(monkeypatch):
+def small_asset_table(monkeypatch):
     """Two small assets in place of the real table (whose files are far too big for a test)."""
     files = {"a-1234abcd.pth": CONTENT, "b-5678abcd.pth": CONTENT[::-1]}
     table = {name: Asset(name, f"https://example.invalid/{filename}", hashlib.sha256(body).hexdigest(), "test")
@@ -149,8 +149,8 @@ def test_assets(monkeypatch):
     return files
 
 
-def test_cli_fetch_and_status(test_assets, tmp_path, capsys):
-    running = Server(test_assets)
+def test_cli_fetch_and_status(small_asset_table, tmp_path, capsys):
+    running = Server(small_asset_table)
     try:
         assert main(["assets", "status", "--dir", str(tmp_path)]) == 0
         out = capsys.readouterr().out
@@ -168,7 +168,7 @@ def test_cli_fetch_and_status(test_assets, tmp_path, capsys):
         running.close()
 
 
-def test_cli_fetch_rejects_unknown_names(test_assets, tmp_path, capsys):
+def test_cli_fetch_rejects_unknown_names(small_asset_table, tmp_path, capsys):
     assert main(["assets", "fetch", "inception", "--dest", str(tmp_path)]) == 2
     assert "assets fetch: unknown inception; allowed: a, b" in capsys.readouterr().err
 

@@ -19,12 +19,12 @@ import pytest
 import yaml
 from PIL import Image
 
-from bench import assets, rundir, yamlio
 from bench.cli import main
 from bench.config import ConfigError, load_config, parse_override
-from bench.data import DatasetError
+from bench.data import DatasetError, assets
 from bench.data.decode import SkipImage, read_colour_image
 from bench.data.download import Archive, unpack
+from bench.run import rundir
 from bench.sweep.ablation import AblationError, load_ablation, parse_ablation
 from bench.sweep.results import AblationResults
 from bench.sweep.status import collect_status

@@ -9,11 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
-from bench import rundir
-from bench.checkpoint import load_checkpoint
 from bench.cli import demo_config_path, main
 from bench.config import load_config
-from bench.rundiff import run_differences
+from bench.run import rundir
+from bench.run.checkpoint import load_checkpoint
+from bench.run.compare import run_differences
 
 
 @pytest.mark.parametrize("command", [[], ["train"], ["demo"], ["params"], ["config"]])
@@ -80,7 +80,8 @@ def test_config_prints_resolved_yaml_and_id(capsys):
     out = capsys.readouterr().out
     config = load_config(demo_config_path())
     assert out.startswith("# config id ") and "image_size: 64" in out
-    from bench.identity import data_id, run_id
+    from bench.data.fingerprint import data_id
+    from bench.run.identity import run_id
     assert run_id(config, data_id(config)) in out
 
 

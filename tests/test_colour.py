@@ -1,4 +1,4 @@
-"""bench.colour against scikit-image's rgb2lab / lab2rgb, and the encode / decode round trip."""
+"""bench.data.colour against scikit-image's rgb2lab / lab2rgb, and the encode / decode round trip."""
 import re
 import warnings
 
@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis.extra.numpy import arrays
 from skimage import color, data
 
-from bench.colour import decode, encode, grey_rgb8, input_rgb8, lab_to_rgb, rgb_to_lab
 from bench.config import load_config
+from bench.data.colour import decode, encode, grey_rgb8, input_rgb8, lab_to_rgb, rgb_to_lab
 
 
 def to_batch(image_hwc: np.ndarray) -> torch.Tensor:
@@ -246,6 +246,6 @@ def test_a_wrong_tensor_is_refused_naming_the_argument(call, name, shape):
 
 
 def test_the_grey_rendering_refuses_the_paired_encoding():
-    from bench.colour import COLOUR_SPACES
+    from bench.data.colour import COLOUR_SPACES
     with pytest.raises(ValueError, match=re.escape(f"colour_space: got 'paired'; allowed: {', '.join(COLOUR_SPACES)}")):
         grey_rgb8(torch.zeros(1, 1, 2, 2), "paired")

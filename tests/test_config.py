@@ -2,9 +2,16 @@ import dataclasses
 
 import pytest
 
-from bench.config import (ConfigError, RunConfig, config_from_dict, config_to_dict, describe_fields,
-                          dump_config, load_config)
-from bench.identity import config_hash, run_id
+from bench.config import (
+    ConfigError,
+    RunConfig,
+    config_from_dict,
+    config_to_dict,
+    describe_fields,
+    dump_config,
+    load_config,
+)
+from bench.run.identity import config_hash, run_id
 
 
 def test_defaults_are_the_pix2pix_paper():
@@ -166,8 +173,9 @@ def test_readme_lists_every_field_with_its_default():
     from pathlib import Path
 
     from bench.config import fields_markdown
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    assert fields_markdown() in readme, "README's config table is stale: paste bench.config.fields_markdown()"
+    page = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text()
+    assert fields_markdown() in page, ("docs/configuration.md's config table is stale: "
+                                       "paste bench.config.fields_markdown()")
 
 
 def test_patchgan_needs_a_large_enough_image():

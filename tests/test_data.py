@@ -15,8 +15,16 @@ from PIL import Image
 
 import bench.data.build
 from bench.config import DataConfig
-from bench.data import (DatasetError, SkipImage, augment, folder_source, load_size, prepare_data,
-                        read_colour_image, samples_source)
+from bench.data import (
+    DatasetError,
+    SkipImage,
+    augment,
+    folder_source,
+    load_size,
+    prepare_data,
+    read_colour_image,
+    samples_source,
+)
 from bench.data.decode import oriented_size
 from bench.data.sources import SAMPLE_TEST_GROUPS, open_source
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import colourful_image
 from PIL import Image
 
 import bench.data.build
@@ -16,7 +17,6 @@ from bench.config import ConfigError, DataConfig, load_config
 from bench.data import DatasetError, augment, dataset_root, prepare_data
 from bench.data.decode import mean_chroma
 from bench.data.sources import open_source
-from conftest import colourful_image
 
 
 def write(path: Path, rgb: np.ndarray, **save_args) -> Path:

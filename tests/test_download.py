@@ -9,12 +9,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from test_datasets import make_country211, make_facades
 
 import bench.data.download as download
 from bench.cli import main
 from bench.data import DatasetError
 from bench.data.download import Archive, fetch, unpack
-from test_datasets import make_country211, make_facades
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from bench.config import ConfigError, load_config
-from bench.identity import config_hash
 from bench.models import build_networks
-from bench.train import build_optimizer, train_step
+from bench.run.identity import config_hash
+from bench.training.train import build_optimizer, train_step
 
 CLIP = 1e-3  # far below both networks' gradient norms, so clipping always acts
 CLIPPED = {"both": {"G", "D"}, "generator": {"G"}}

@@ -4,16 +4,22 @@ import pandas as pd
 import pytest
 from skimage.color import lab2rgb, rgb2lab
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+from test_train import tiny
 
-from bench import rundir
-from bench.baselines import GREY_INPUT_LABEL, GREY_INPUT_SOURCE, NOT_APPLICABLE, NOT_RECORDED, grey_input_values
 from bench.cli import main
 from bench.data import prepare_data
+from bench.evaluation.baselines import (
+    GREY_INPUT_LABEL,
+    GREY_INPUT_SOURCE,
+    NOT_APPLICABLE,
+    NOT_RECORDED,
+    grey_input_values,
+)
+from bench.evaluation.score_run import score_run
 from bench.report.collect import collect
 from bench.report.tables import decimals, number
-from bench.rescore import rescore
-from bench.train import train
-from test_train import tiny
+from bench.run import rundir
+from bench.training.train import train
 
 METRICS = "eval.metrics=psnr_rgb8,ssim_rgb8,l1_rgb8,mse_ab_rgb8"
 
@@ -118,10 +124,10 @@ def test_eval_records_the_grey_input_of_another_dataset_once(two_runs, image_fol
     for name in ("config.yaml", "checkpoint.pt", "metrics.jsonl"):
         (run / name).write_bytes((root / "run-s0" / name).read_bytes())
     before = grey_records(run)
-    rescore(run, metrics=["psnr_rgb8", "cf"])  # cf is new: its grey-input record is added, psnr's is there
+    score_run(run, metrics=["psnr_rgb8", "cf"])  # cf is new: its grey-input record is added, psnr's is there
     added = grey_records(run)[len(before):]
     assert [(r["metric"], r["step"], r["epoch"]) for r in added] == [("cf", 8, None)]
-    rescore(run, metrics=["psnr_rgb8", "cf"])
+    score_run(run, metrics=["psnr_rgb8", "cf"])
     assert len(grey_records(run)) == len(before) + 1
-    rescore(run, metrics=["psnr_rgb8"], overrides=["data.test_fraction=0.5"])  # other test images: scored again
+    score_run(run, metrics=["psnr_rgb8"], overrides=["data.test_fraction=0.5"])  # other test images: scored again
     assert [r["n_images"] for r in grey_records(run)[len(before) + 1:]] == [10]

@@ -1,25 +1,25 @@
 """Run identity covers the data: the photos' bytes and crops and the weights file, never where they lie."""
 import hashlib
-import re
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from conftest import colourful_image
 from PIL import Image
 
 from bench.cli import main
 from bench.config import ConfigError, load_config
+from bench.data.fingerprint import DataUnavailable, data_fingerprint, data_id
 from bench.data.sources import open_source
-from bench.identity import (DATA_ID_HEX, config_hash, UNKNOWN_DATA_ID, DataUnavailable, config_id, data_fingerprint, data_id,
-                            run_id, same_run)
+from bench.run.identity import DATA_ID_HEX, UNKNOWN_DATA_ID, config_hash, config_id, run_id, same_run
 from bench.sweep.ablation import AblationError, load_ablation
 from bench.sweep.results import AblationResults
-from bench.train import train
-from conftest import colourful_image
+from bench.training.train import train
 
 TINY = ["data.image_size=32", "data.test_fraction=0.25", "data.batch_size=4", "generator.depth=5",
         "generator.ngf=8", "discriminator.ndf=8", "discriminator.n_layers=1", "optim.steps=1",
@@ -232,15 +232,15 @@ def test_the_config_hash_is_sha256_of_the_sorted_compact_json_of_the_identity_fi
 
 
 def test_the_config_id_is_read_back_from_a_run_id():
-    from bench.identity import config_id_of
+    from bench.run.identity import config_id_of
     assert config_id_of("0123456789ab-0123abcd-s12") == "0123456789ab-0123abcd"
     assert config_id_of(f"0123456789ab-{UNKNOWN_DATA_ID}-s0") == f"0123456789ab-{UNKNOWN_DATA_ID}"
 
 
 def test_ids_never_download_unless_asked(tmp_path, monkeypatch):
-    import bench.data.download
+    import bench.data.fingerprint
     calls = []
-    monkeypatch.setattr(bench.data.download, "download_dataset", lambda *args: calls.append(args))
+    monkeypatch.setattr(bench.data.fingerprint, "download_dataset", lambda *args: calls.append(args))
     config = load_config(None, ["data.dataset=facades", f"data.root={tmp_path / 'facades'}", "data.download=true",
                                 f"data.cache_dir={tmp_path / 'cache'}", "colour_space=rgb", "data.task=paired"])
     with pytest.raises(DataUnavailable):

@@ -31,14 +31,14 @@ def heavy(modules: set[str]) -> list[str]:
     return [name for name in HEAVY if name in modules]
 
 
-@pytest.mark.parametrize("module", ["bench.config", "bench.sweep.job", "bench.cli", "bench.sweep", "bench.names",
-                                    "bench.colour_spaces", "bench.patch_geometry"])
+@pytest.mark.parametrize("module", ["bench.config", "bench.sweep.job", "bench.cli", "bench.sweep", "bench.config.names",
+                                    "bench.config.colour_spaces", "bench.config.patch_geometry"])
 def test_module_imports_no_heavy_library(module):
     assert heavy(loaded_after(f"import {module}")) == []
 
 
 def test_loading_and_validating_a_config_imports_no_heavy_library():
-    code = ("from bench.config import RunConfig, load_config\nfrom bench.identity import config_hash\n"
+    code = ("from bench.config import RunConfig, load_config\nfrom bench.run.identity import config_hash\n"
             "config = load_config(None, ['eval.metrics=psnr_rgb8,fid_inception_pt', 'discriminator.n_layers=5'])\n"
             "assert config.out_channels == 2 and config.eval.metrics == ('psnr_rgb8', 'fid_inception_pt')\n"
             "config_hash(config)")
@@ -58,7 +58,7 @@ def test_planning_a_sweep_over_photos_fingerprints_them_without_a_heavy_library(
                         "grid:\n  loss.lambda_rec: [10, 100]\n")
     code = ("import contextlib, io\n"
             "from bench.cli import main\n"
-            "from bench.identity import UNKNOWN_DATA_ID\n"
+            "from bench.run.identity import UNKNOWN_DATA_ID\n"
             "from bench.sweep.ablation import load_ablation\n"
             f"runs = load_ablation({str(ablation)!r}).runs\n"
             "assert len(runs) == 2 and all(UNKNOWN_DATA_ID not in run.run_id for run in runs)\n"
@@ -98,9 +98,9 @@ def test_the_pickled_job_loads_without_torch_and_imports_the_trainer_when_called
 
 def test_light_names_are_the_heavy_modules_own():
     """One definition each: the heavy modules re-export (or, for the metrics, order by) the light ones."""
-    from bench import colour, colour_spaces, names, patch_geometry
-    from bench.config import DataConfig, RunConfig
-    from bench.metrics import METRICS
+    from bench.config import DataConfig, RunConfig, colour_spaces, names, patch_geometry
+    from bench.data import colour
+    from bench.evaluation.metrics import METRICS
     from bench.models import patchgan
     assert tuple(METRICS) == names.METRIC_NAMES == RunConfig().eval.metrics
     assert colour.AB_COLOUR_SPACES is colour_spaces.AB_COLOUR_SPACES

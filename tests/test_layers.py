@@ -1,4 +1,4 @@
-"""Tests of bench.models.layers (the U-Net's convolutions with a GEMM path) and bench.allocator."""
+"""Tests of bench.models.layers (the U-Net's convolutions with a GEMM path) and bench.training.allocator."""
 from __future__ import annotations
 
 import platform
@@ -11,8 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.models import UNet
-from bench.models import layers
+from bench.models import UNet, layers
 from bench.models.layers import DownConv, UpConv, to_stock_layers, uses_gemm
 
 
@@ -92,14 +91,14 @@ def test_to_stock_layers_keeps_parameters_names_and_outputs():
     assert torch.equal(unet(x), before)
 
 
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="bench.allocator tunes glibc's malloc only")
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="bench.training.allocator tunes glibc's malloc only")
 def test_retain_freed_memory_stops_training_steps_refaulting_memory():
     # Fresh interpreters run U-Net forward + backward steps and count the minor page faults
     # of the steps after warm-up: glibc's defaults hand freed blocks back to the kernel, so
     # each step faults its memory in again; with the settings the heap is reused.
     script = textwrap.dedent("""
         import resource, sys, torch
-        from bench.allocator import retain_freed_memory
+        from bench.training.allocator import retain_freed_memory
         from bench.models import UNet
         if sys.argv[1] == "retain":
             assert retain_freed_memory()

@@ -12,14 +12,14 @@ from PIL import Image
 from pytorch_fid.fid_score import calculate_frechet_distance, get_activations
 from skimage import color, data
 
-from bench import assets
-from bench.detectors import LpipsAlex, extract_features, load_detector
-from bench.metrics import METRICS
-from bench.metrics.colourfulness import colourfulness, delta_colourfulness
-from bench.metrics.frechet import feature_statistics, frechet_distance, frechet_feature_distance
-from bench.metrics.histogram import LAB_BINS, histogram_intersection_lab, lab_histograms
-from bench.metrics.kid import kernel_distance, subset_indices
-from bench.metrics.perceptual import lpips_distance
+from bench.data import assets
+from bench.evaluation.detectors import LpipsAlex, extract_features, load_detector
+from bench.evaluation.metrics import METRICS
+from bench.evaluation.metrics.colourfulness import colourfulness, delta_colourfulness
+from bench.evaluation.metrics.frechet import feature_statistics, frechet_distance, frechet_feature_distance
+from bench.evaluation.metrics.histogram import LAB_BINS, histogram_intersection_lab, lab_histograms
+from bench.evaluation.metrics.kid import kernel_distance, subset_indices
+from bench.evaluation.metrics.perceptual import lpips_distance
 
 
 def batch(*images_hwc: np.ndarray) -> torch.Tensor:

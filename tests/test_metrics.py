@@ -1,4 +1,4 @@
-"""bench.metrics against scikit-image's PSNR, SSIM and rgb2lab and numpy's L1, one value per image."""
+"""bench.evaluation.metrics against scikit-image's PSNR, SSIM and rgb2lab and numpy's L1, one value per image."""
 import json
 import math
 
@@ -9,8 +9,8 @@ from skimage import color, data, filters
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from torchmetrics.functional.image import structural_similarity_index_measure
 
-from bench.metrics import METRICS, PROTOCOLS, compute_metrics
-from bench.metrics.pixel import l1_rgb8, mse_ab, psnr_rgb8, ssim_rgb8
+from bench.evaluation.metrics import METRICS, PROTOCOLS, compute_metrics
+from bench.evaluation.metrics.pixel import l1_rgb8, mse_ab, psnr_rgb8, ssim_rgb8
 
 
 def to_batch(*images_hwc: np.ndarray) -> torch.Tensor:

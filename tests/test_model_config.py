@@ -4,10 +4,11 @@ discriminator.first_bias and discriminator.last_stride."""
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from bench.cli import main
 from bench.config import ConfigError, RunConfig, load_config
-from bench.identity import config_hash
+from bench.run.identity import config_hash
 
 CLASSIC = ["generator.arch=classic_unet", "generator.depth=4", "generator.dropout=false"]
 SEED_002 = ["data.dataset=facades", "data.task=paired", "colour_space=rgb"]
@@ -51,7 +52,13 @@ def test_bad_network_knobs_name_the_field(overrides, fragment):
     ["discriminator.last_stride=2", "discriminator.n_layers=5", "data.image_size=128", "generator.depth=5"],
 ])
 def test_valid_network_knobs_are_accepted(overrides):
-    load_config(None, overrides)
+    """Accepted means kept: each value given is the one the config holds (read back field by field)."""
+    config = load_config(None, overrides)
+    for text in overrides:
+        key, value = text.split("=", 1)
+        section, field = key.split(".")
+        expected = yaml.safe_load(value)
+        assert getattr(getattr(config, section), field) == expected, text
 
 
 @pytest.mark.parametrize("override", [

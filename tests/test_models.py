@@ -13,8 +13,16 @@ import torchvision
 from torch import nn
 
 from bench.config import ConfigError, DiscriminatorConfig, GeneratorConfig
-from bench.models import (ClassicUNet, PatchGAN, ResNet18UNet, UNet, build_discriminator, build_generator,
-                          count_parameters, init_weights)
+from bench.models import (
+    ClassicUNet,
+    PatchGAN,
+    ResNet18UNet,
+    UNet,
+    build_discriminator,
+    build_generator,
+    count_parameters,
+    init_weights,
+)
 from bench.models.patchgan import min_patch_image_size, patch_map_side
 from bench.models.resnet_unet import default_weights_path
 

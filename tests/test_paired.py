@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
-from bench import rundir
-from bench.checkpoint import load_checkpoint
-from bench.cli import main
-from bench.colour import decode, encode, input_rgb8
-from bench.config import load_config
-from bench.evaluate import save_sample_grid
-from bench.train import train
 from test_datasets import make_facades
+
+from bench.cli import main
+from bench.config import load_config
+from bench.data.colour import decode, encode, input_rgb8
+from bench.evaluation.outputs import save_sample_grid
+from bench.run import rundir
+from bench.run.checkpoint import load_checkpoint
+from bench.training.train import train
 
 
 def random_pairs(n: int = 2, side: int = 4) -> torch.Tensor:

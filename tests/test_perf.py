@@ -1,16 +1,17 @@
+import re
+
 import numpy as np
 import pytest
 import torch
+from conftest import colourful_image  # noqa: E402  (tests/ is on sys.path under pytest's rootdir conftest)
 
 from bench.cli import main
-from bench.colour import encode
 from bench.config import ConfigError, load_config
+from bench.data.colour import encode
 from bench.models import build_networks
 from bench.perf.baseline import lab_tensors, reference_networks, reference_step
 from bench.perf.measure import measure
-from bench.train import build_optimizer, train_step
-
-from conftest import colourful_image  # noqa: E402  (tests/ is on sys.path under pytest's rootdir conftest)
+from bench.training.train import build_optimizer, train_step
 
 
 def _config(image_folder, *overrides):
@@ -66,4 +67,12 @@ def test_perf_command(image_folder, capsys):
     assert main(["perf", "--steps", "1", "--warmup", "0", "--set", "data.dataset=folder",
                  "--set", f"data.root={image_folder}", "--set", "data.image_size=32", "--set", "generator.depth=5",
                  "--set", "generator.ngf=8", "--set", "device=cpu"]) == 0
-    assert "images/s" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert out.startswith("device cpu, batch 1, 32x32, fp32, median of 1 steps\n")
+    line = re.search(r"^colorbench +([\d.]+) ms/step +([\d.]+) images/s +\((.*) ms\)$", out, re.M)
+    step_ms, images_per_s = float(line.group(1)), float(line.group(2))
+    assert images_per_s == pytest.approx(1000 / step_ms, rel=0.02)  # batch 1: one image per step
+    phases = dict(part.rsplit(" ", 1) for part in line.group(3).split(", "))
+    assert {"data", "g_forward", "d_step", "g_step"} <= set(phases)
+    assert sum(map(float, phases.values())) == pytest.approx(step_ms, abs=0.05 * len(phases) + 0.01 * step_ms)
+    assert re.search(r"^model FLOPs per image [\d.]+ GFLOP; achieved [\d.]+ GFLOP/s; peak memory \d+ MB$", out, re.M)

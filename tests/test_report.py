@@ -12,12 +12,11 @@ import yaml
 from PIL import Image
 from scipy import stats as scipy_stats
 
-from bench import rundir
 from bench.cli import main
-from bench.colour import input_rgb8
 from bench.config import config_from_dict, config_to_dict
-from bench.identity import config_id, data_id, run_id
-from bench.evaluate import save_sample_grid
+from bench.data.colour import input_rgb8
+from bench.data.fingerprint import data_id
+from bench.evaluation.outputs import save_sample_grid
 from bench.report.analysis import analyse
 from bench.report.build import report_roots
 from bench.report.collect import CollectionWarning, collect
@@ -25,6 +24,8 @@ from bench.report.design import Design, DesignAxis, design_from_configs
 from bench.report.figures import read_sample_grid
 from bench.report.published import PublishedError, comparability, load_published
 from bench.report.stats import paired_bootstrap, seed_summary, welch_interval, wilcoxon_p
+from bench.run import rundir
+from bench.run.identity import config_id, run_id
 from bench.sweep.ablation import parse_ablation
 from bench.sweep.results import AblationResults
 
@@ -59,7 +60,7 @@ def metric_records(skip: bool, seed: int, step: int) -> list[dict]:
 
 
 def write_run(run_dir: Path, config, skip: bool, ending: str = "done") -> None:
-    """A run directory as bench.train leaves it: evaluations at steps 5 and 10; ``ending`` done, failed or torn."""
+    """A run directory as bench.training.train leaves it: evaluations at steps 5 and 10; ``ending`` done, failed or torn."""
     rundir.write_text(run_dir / "config.yaml", yaml.safe_dump(
         {"run_id": run_id(config, data_id(config)), "config_id": config_id(config, data_id(config)),
          "data_id": data_id(config), "seed": config.seed,

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from bench.report.published import load_published
-from bench.reproduce.compare import DOES_NOT_HOLD, HOLDS, NOT_TESTABLE, reproduce
 from bench.reproduce.render import reproduction_markdown
 from bench.reproduce.study import StudyError, parse_study
+from bench.reproduce.verdicts import DOES_NOT_HOLD, HOLDS, NOT_TESTABLE, reproduce
 from bench.sweep.ablation import parse_ablation
 
 ARMS = {"L1": {"loss.adversarial": "none", "discriminator.arch": "none", "discriminator.conditional": True},

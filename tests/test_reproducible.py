@@ -8,11 +8,12 @@ import pytest
 import torch
 import yaml
 
-from bench import reproducible, rundir
 from bench.cli import main
 from bench.config import config_to_dict, load_config
-from bench.identity import config_id, data_id, run_id
-from bench.machine import cpu_info, library_versions, machine_label
+from bench.data.fingerprint import data_id
+from bench.run import reproducible, rundir
+from bench.run.identity import config_id, run_id
+from bench.run.machine import cpu_info, library_versions, machine_label
 from bench.sweep.ablation import parse_ablation
 from bench.sweep.submit import slurm_parameters
 
@@ -62,8 +63,8 @@ def test_the_mode_cannot_start_again_a_process_that_loaded_torch(monkeypatch, ca
 
 @pytest.mark.skipif(not HAS_AVX2, reason="this CPU has no AVX2: the mode's code paths are not available here")
 def test_a_run_records_the_machine_and_the_mode():
-    code = ("import json\nfrom bench import reproducible\nreproducible.apply()\nimport torch\n"
-            "from bench.rundir import environment\nprint(json.dumps(environment(torch.device('cpu'))))")
+    code = ("import json\nfrom bench.run import reproducible\nreproducible.apply()\nimport torch\n"
+            "from bench.run.machine import environment\nprint(json.dumps(environment(torch.device('cpu'))))")
     record = json.loads(run(["-c", code], clean_environment(COLORBENCH_REPRODUCIBLE="1")).stdout.splitlines()[-1])
     assert record["cpu_capability"] == "AVX2" and record["torch_threads"] == 2
     assert record["reproducible"] == {"on": True, "pinned": reproducible.PINNED, "as_documented": True}
@@ -93,8 +94,9 @@ def test_cpu_fields_and_library_versions_are_parsed(tmp_path):
 
 
 def test_training_records_the_cpu_fields(image_folder, tmp_path):
-    from bench.train import train
     from test_train import tiny
+
+    from bench.training.train import train
     train(tiny(image_folder, "optim.epochs=1"), tmp_path / "run")
     environment = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["environment"]
     for key in ("cpu_model", "cpu_vendor", "cpu_isa", "cpu_count", "cpu_capability", "mkl", "onednn",
@@ -105,9 +107,10 @@ def test_training_records_the_cpu_fields(image_folder, tmp_path):
 
 
 def test_the_mode_trains_with_convolutions_outside_onednn(image_folder, tmp_path, monkeypatch):
-    # oneDNN's AVX2 convolutions block by the CPU's cache sizes, which no variable pins (bench/reproducible.py)
-    from bench.train import train
+    # oneDNN's AVX2 convolutions block by the CPU's cache sizes, which no variable pins (bench/run/reproducible.py)
     from test_train import tiny
+
+    from bench.training.train import train
     monkeypatch.setenv(reproducible.SWITCH, "1")
     try:
         train(tiny(image_folder, "optim.epochs=1"), tmp_path / "run")
@@ -162,3 +165,23 @@ def test_a_report_warns_when_its_runs_ran_on_different_machines(tmp_path):
     assert main(["report", str(root), "--out", str(tmp_path / "reports"), "--resamples", "50"]) == 0
     md = (tmp_path / "reports" / "two-machines" / "table.md").read_text()
     assert "Warning" not in md and "Machine: AMD EPYC, ISA avx2+avx512f, torch 2.15.0 CPU capability AVX512" in md
+
+
+def test_visible_gpus_are_read_off_the_driver_and_cuda_visible_devices(tmp_path, monkeypatch):
+    """How many GPUs a local sweep shares, without importing torch: the driver's list, narrowed by the variable."""
+    from bench.run.machine import visible_gpus
+    from bench.sweep.submit import local_parallelism
+    driver = tmp_path / "gpus"
+    assert visible_gpus({}, driver) == 0  # no NVIDIA driver
+    for address in ("0000:01:00.0", "0000:41:00.0"):
+        (driver / address).mkdir(parents=True)
+    assert visible_gpus({}, driver) == 2
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "1"}, driver) == 1
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "0,1,2"}, driver) == 2  # no more than the driver has
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": ""}, driver) == 0
+    assert visible_gpus({"CUDA_VISIBLE_DEVICES": "0,-1,1"}, driver) == 1  # CUDA stops at the first invalid entry
+    monkeypatch.setattr("bench.sweep.submit.visible_gpus", lambda: 1)
+    assert local_parallelism(8) == 1  # runs on one GPU go one at a time
+    monkeypatch.setattr("bench.sweep.submit.visible_gpus", lambda: 0)
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert local_parallelism(8) == 2 and local_parallelism(1) == 1  # one per core, never more than the runs

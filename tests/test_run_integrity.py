@@ -17,16 +17,16 @@ import pytest
 import torch
 import yaml
 
-import bench.train
-from bench import rundir
-from bench.checkpoint import load_checkpoint
+import bench.training.train
 from bench.cli import main
 from bench.config import ConfigError, load_config
-from bench.rundiff import run_differences
+from bench.run import rundir
+from bench.run.checkpoint import load_checkpoint
+from bench.run.compare import run_differences
 from bench.sweep.ablation import load_ablation
 from bench.sweep.results import AblationResults
 from bench.sweep.status import collect_status
-from bench.train import train
+from bench.training.train import train
 
 
 def settings(image_folder, steps=10, log_every=3, every_epochs=1):
@@ -104,13 +104,13 @@ def test_stop_requested_mid_window_is_identical_in_every_file(image_folder, tmp_
     """A signal stops the run at step 5, between two stats records (every 3 steps)."""
     config = tiny(image_folder)
     run = tmp_path / "run"
-    real_step, steps = bench.train.train_step, []
+    real_step, steps = bench.training.train.train_step, []
 
     def counted_step(*args, **kwargs):
         steps.append(kwargs["step"])
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr("bench.train.train_step", counted_step)
+    monkeypatch.setattr("bench.training.train.train_step", counted_step)
     summary = train(config, run, stop_requested=lambda: len(steps) >= 5)
     assert summary["state"] == "interrupted" and summary["step"] == 5
     assert load_checkpoint(run / "checkpoint.pt")["step"] == 5

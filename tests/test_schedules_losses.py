@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from bench.config import ConfigError, load_config
-from bench.losses import adversarial_loss, reconstruction_loss
-from bench.schedules import build_scheduler, lr_factor
+from bench.training.losses import adversarial_loss, reconstruction_loss
+from bench.training.schedules import build_scheduler, lr_factor
 
 
 def _optim(*overrides):

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from bench.detectors import StandInFeatures, extract_features
-from bench.metrics import METRICS
-from bench.metrics.frechet import frechet_feature_distance
-from bench.metrics.kid import kernel_distance
-from bench.reference import reference_key
-from bench.scoring import ScoringSetup, metric_records
+from bench.evaluation.detectors import StandInFeatures, extract_features
+from bench.evaluation.metrics import METRICS
+from bench.evaluation.metrics.frechet import frechet_feature_distance
+from bench.evaluation.metrics.kid import kernel_distance
+from bench.evaluation.reference import reference_key
+from bench.evaluation.scoring import ScoringSetup, metric_records
 
 DATASET = {"source": "folder", "root": "/data/x", "file_list_hash": "abc"}
 

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_datasets import forbid_decoding
 
 from bench.config import DataConfig
 from bench.data import prepare_data
-from test_datasets import forbid_decoding
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

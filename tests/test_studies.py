@@ -25,6 +25,7 @@ from bench.reproduce.output import MARKDOWN_FILE
 from bench.reproduce.overview import OVERVIEW_FILE
 from bench.reproduce.study import parse_study
 from bench.sweep.ablation import load_ablation
+from bench.sweep.submit import SweepOptions
 
 ABLATIONS = Path(__file__).resolve().parents[1] / "ablations"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -81,7 +82,8 @@ def test_study_runs_at_tiny_scale_and_renders(path, tmp_path, random_resnet18):
     overrides = ([f"generator.pretrained_path={random_resnet18}"]
                  if any(c.generator.pretrained_encoder for c in configs) else [])
     results, out = tmp_path / "results", tmp_path / "reports"
-    code = reproduce_command(str(path), "tiny", "debug", results, out, n_resamples=200, overrides=overrides)
+    code = reproduce_command(str(path), SweepOptions("debug", results=results, overrides=overrides, profile="tiny"), out,
+                             n_resamples=200)
     assert code == 0
     text = (out / ablation.name / MARKDOWN_FILE).read_text()
     study = parse_study(ablation, load_published())
@@ -113,7 +115,7 @@ def test_the_committed_reproduction_regenerates_byte_for_byte_from_the_committed
 def test_the_overview_counts_every_rendered_claim_and_regenerates_from_committed_files_alone(tmp_path, capsys):
     path = ABLATIONS / "pix2pix-table5-colourisation.yaml"
     results, out = tmp_path / "results", tmp_path / "reports"
-    assert reproduce_command(str(path), "tiny", "debug", results, out, n_resamples=200) == 0
+    assert reproduce_command(str(path), SweepOptions("debug", results=results, profile="tiny"), out, n_resamples=200) == 0
     folder = out / "pix2pix-table5-colourisation-tiny"
     compute = json.loads((folder / "compute.json").read_text())
     assert compute["runs_done"] == len(list(results.glob("*/*/DONE"))) == 2  # two rows, one seed at tiny

@@ -12,17 +12,17 @@ from submitit.core.job_environment import SignalHandler
 from submitit.core.utils import DelayedSubmission, JobPaths
 from submitit.local.local import LOCAL_REQUEUE_RETURN_CODE, LocalJobEnvironment
 
-import bench.train
-import bench.train_step
-from bench import rundir
-from bench.checkpoint import load_checkpoint
+import bench.training.step
+import bench.training.train
 from bench.cli import main
 from bench.config import config_from_dict, config_to_dict
+from bench.run import rundir
+from bench.run.checkpoint import load_checkpoint
 from bench.sweep.ablation import load_ablation
 from bench.sweep.job import TrainJob, resume_file
 from bench.sweep.results import AblationResults
 from bench.sweep.status import collect_status, process_start_time
-from bench.train import train
+from bench.training.train import train
 
 
 def tiny_base(image_folder, steps=2):
@@ -90,7 +90,7 @@ def test_a_new_grid_value_adds_only_its_run(tmp_path, image_folder, monkeypatch)
 
 def _claim(run_dir, run_id, config):
     run_dir.mkdir(parents=True)
-    data = run_id.split("-")[1]  # bench.identity: <config hash>-<data id>-s<seed>
+    data = run_id.split("-")[1]  # bench.run.identity: <config hash>-<data id>-s<seed>
     (run_dir / "config.yaml").write_text(yaml.safe_dump({"run_id": run_id, "data_id": data,
                                                          "config": config_to_dict(config)}))
 
@@ -165,21 +165,21 @@ def test_local_executor_one_run_raising_leaves_the_other_three_finished(tmp_path
 
 def test_a_diverged_run_is_reported_and_continues_when_rerun(tmp_path, image_folder, monkeypatch, capsys):
     path = write_ablation(tmp_path, image_folder, grid={"generator.ngf": [8]}, steps=4)
-    real = bench.train_step.reconstruction_loss
+    real = bench.training.step.reconstruction_loss
     calls = {"n": 0}
 
     def exploding(kind, output, target):
         calls["n"] += 1
         return real(kind, output, target) * (float("nan") if calls["n"] == 3 else 1.0)
 
-    monkeypatch.setattr("bench.train_step.reconstruction_loss", exploding)
+    monkeypatch.setattr("bench.training.step.reconstruction_loss", exploding)
     results = tmp_path / "results"
     assert sweep(path, results, "--executor", "debug") == 1
     out = capsys.readouterr().out
     assert "diverged" in out and "reason: non-finite loss g_rec at step 2" in out
     assert main(["status", str(path), "--results", str(results)]) == 1
 
-    monkeypatch.setattr("bench.train_step.reconstruction_loss", real)
+    monkeypatch.setattr("bench.training.step.reconstruction_loss", real)
     assert sweep(path, results, "--executor", "debug", "--rerun-failed") == 0
     (run,) = load_ablation(path).runs
     run_dir = results / "tiny" / run.dir_name
@@ -280,7 +280,7 @@ def test_usr2_mid_step_saves_that_step_and_the_requeued_job_resumes_there(image_
     delayed.set_timeout(60, 3)
     handler = SignalHandler(LocalJobEnvironment(), paths, delayed)
 
-    real_step, steps = bench.train.train_step, []
+    real_step, steps = bench.training.train.train_step, []
 
     def step_receiving_usr2(*args, **kwargs):
         steps.append(kwargs["step"])
@@ -288,7 +288,7 @@ def test_usr2_mid_step_saves_that_step_and_the_requeued_job_resumes_there(image_
             os.kill(os.getpid(), signal.SIGUSR2)
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr("bench.train.train_step", step_receiving_usr2)
+    monkeypatch.setattr("bench.training.train.train_step", step_receiving_usr2)
     previous = signal.signal(signal.SIGUSR2, handler.checkpoint_and_try_requeue)
     try:
         with pytest.raises(SystemExit) as exited:

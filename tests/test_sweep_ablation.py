@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from bench.config import load_config
-from bench.identity import config_hash, data_id, run_id
+from bench.data.fingerprint import data_id
+from bench.run.identity import config_hash, run_id
 from bench.sweep.ablation import AblationError, SlurmSettings, load_ablation, parse_ablation
 
 REPO = Path(__file__).resolve().parents[1]

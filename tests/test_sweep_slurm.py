@@ -1,6 +1,6 @@
-"""Sweeps on a real SLURM (ci/slurm/start.sh): a grid, a USR2 preemption, a failing job.
+"""Sweeps on a real SLURM (.ci/slurm/start.sh): a grid, a USR2 preemption, a failing job.
 
-These run where the SLURM of ci/slurm/start.sh (or any SLURM with accounting) answers;
+These run where the SLURM of .ci/slurm/start.sh (or any SLURM with accounting) answers;
 elsewhere they skip, with the reason, except under CI=true, where they must run.
 """
 import os
@@ -12,16 +12,15 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from test_sweep import tiny_base
 
-from bench import rundir
-from bench.checkpoint import load_checkpoint
 from bench.cli import main
+from bench.run import rundir
+from bench.run.checkpoint import load_checkpoint
 from bench.sweep.ablation import load_ablation
 from bench.sweep.job import resume_file
 from bench.sweep.results import AblationResults
 from bench.sweep.status import collect_status
-
-from test_sweep import tiny_base
 
 pytestmark = pytest.mark.slurm
 
@@ -58,7 +57,7 @@ def slurm_cluster():
     problem = _slurm_problem()
     if problem:
         patch.undo()
-        message = f"SLURM not available: {problem}; start one with `bash ci/slurm/start.sh`"
+        message = f"SLURM not available: {problem}; start one with `bash .ci/slurm/start.sh`"
         if os.environ.get("CI") == "true":
             pytest.fail(message + " (CI=true: the slurm tests must run)")
         pytest.skip(message)

@@ -16,14 +16,16 @@ import time
 
 import pytest
 import yaml
+from test_train import tiny
 
-from bench import rundir, trackers
 from bench.cli import main
 from bench.config import ConfigError, load_config
-from bench.identity import config_hash, config_id, data_id
-from bench.trackers import metric_scalars, open_trackers, stats_scalars, wandb_mode, wandb_run_id
-from bench.train import train
-from test_train import tiny
+from bench.data.fingerprint import data_id
+from bench.run import rundir
+from bench.run.identity import config_hash, config_id
+from bench.training import trackers
+from bench.training.trackers import metric_scalars, open_trackers, stats_scalars, wandb_mode, wandb_run_id
+from bench.training.train import train
 
 # Imported by the tests themselves, not here: collecting this file imports no tracker library.
 _MISSING = [name for name in ("tensorboard", "wandb", "mlflow") if importlib.util.find_spec(name) is None]
@@ -313,8 +315,8 @@ def test_the_tracker_knob_takes_one_name_a_list_or_none_and_is_not_identity():
 
 
 def test_without_a_tracker_no_tracker_library_is_imported(tmp_path):
-    code = ("import sys; import bench.train, bench.config, bench.sweep.job; from bench.config import RunConfig; "
-            "from bench.trackers import open_trackers; t = open_trackers(RunConfig(), sys.argv[1], \"abc-s0\"); "
+    code = ("import sys; import bench.training.train, bench.config, bench.sweep.job; from bench.config import RunConfig; "
+            "from bench.training.trackers import open_trackers; t = open_trackers(RunConfig(), sys.argv[1], \"abc-s0\"); "
             "t.log_stats({'step': 1, 'lr': 1.0}); t.log_metrics([], 1); t.close(); "
             "heavy = [m for m in sys.modules if m.split('.')[0] in ('tensorboard', 'wandb', 'mlflow') "
             "or m.startswith('torch.utils.tensorboard')]; print(heavy); assert not heavy")

@@ -6,13 +6,14 @@ import torch
 import yaml
 from PIL import Image
 
-from bench import rundir
-from bench.checkpoint import load_checkpoint
 from bench.cli import main
 from bench.config import ConfigError, load_config
-from bench.identity import data_id, run_id
-from bench.rundiff import run_differences
-from bench.train import TrainingFailed, train
+from bench.data.fingerprint import data_id
+from bench.run import rundir
+from bench.run.checkpoint import load_checkpoint
+from bench.run.compare import run_differences
+from bench.run.identity import run_id
+from bench.training.train import TrainingFailed, train
 
 
 def tiny(image_folder, *overrides):
@@ -58,7 +59,7 @@ def test_run_directory_holds_everything(image_folder, tmp_path):
     assert {"loss_d_real", "loss_d_fake", "loss_g_adv", "loss_g_rec", "lr", "images_per_s", "epoch"} <= set(stats[0])
 
     metrics = _metrics(run)
-    grey = [r for r in metrics if r["source"] == "grey_input"]  # the grey input's, once (bench/baselines.py)
+    grey = [r for r in metrics if r["source"] == "grey_input"]  # the grey input's, once (bench/evaluation/baselines.py)
     assert [(r["step"], r["metric"]) for r in grey] == [(4, m) for m in config.eval.metrics]
     metrics = [r for r in metrics if r["source"] != "grey_input"]
     assert sorted({r["step"] for r in metrics}) == [4, 8]
@@ -127,7 +128,7 @@ def test_same_seed_same_metrics_other_seed_differs(image_folder, tmp_path):
 def test_done_run_is_not_trained_again(image_folder, tmp_path, monkeypatch):
     config = tiny(image_folder)
     first = train(config, tmp_path / "run")
-    monkeypatch.setattr("bench.train.prepare_data", lambda cfg: pytest.fail("a finished run was trained again"))
+    monkeypatch.setattr("bench.training.train.prepare_data", lambda cfg: pytest.fail("a finished run was trained again"))
     assert train(config, tmp_path / "run") == first
 
 
@@ -162,7 +163,7 @@ def test_directory_of_another_run_is_refused(image_folder, tmp_path):
 
 
 def test_non_finite_loss_writes_failed(image_folder, tmp_path, monkeypatch):
-    real = __import__("bench.losses", fromlist=["x"]).reconstruction_loss
+    real = __import__("bench.training.losses", fromlist=["x"]).reconstruction_loss
     calls = {"n": 0}
 
     def exploding(kind, output, target):
@@ -170,7 +171,7 @@ def test_non_finite_loss_writes_failed(image_folder, tmp_path, monkeypatch):
         loss = real(kind, output, target)
         return loss * float("nan") if calls["n"] == 3 else loss
 
-    monkeypatch.setattr("bench.train_step.reconstruction_loss", exploding)
+    monkeypatch.setattr("bench.training.step.reconstruction_loss", exploding)
     run = tmp_path / "run"
     with pytest.raises(TrainingFailed, match="non-finite loss g_rec at step 2"):
         train(tiny(image_folder), run)

@@ -17,11 +17,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench import rundir
-from bench.colour import rgb_to_lab
 from bench.config import load_config
+from bench.data.colour import rgb_to_lab
 from bench.models import build_networks
-from bench.train import build_optimizer, train, train_step
+from bench.run import rundir
+from bench.training.train import build_optimizer, train, train_step
 
 RTOL = 1e-5  # float32 arithmetic in a different order (softplus vs binary_cross_entropy_with_logits, ...)
 
@@ -333,13 +333,13 @@ def test_the_timer_wraps_the_phases_in_order(tmp_path):
 
 
 def test_a_non_finite_loss_writes_failed_with_the_step_and_every_term(tmp_path, monkeypatch):
-    import bench.train_step
-    from bench.train_step import TrainingFailed
-    original = bench.train_step.adversarial_loss
+    import bench.training.step
+    from bench.training.step import TrainingFailed
+    original = bench.training.step.adversarial_loss
 
     def nan_for_d(kind, logits, real):
         return original(kind, logits, real=real) * float("nan")
-    monkeypatch.setattr(bench.train_step, "adversarial_loss", nan_for_d)
+    monkeypatch.setattr(bench.training.step, "adversarial_loss", nan_for_d)
     torch.manual_seed(0)
     config = _config()
     g, d = build_networks(config)
@@ -352,10 +352,10 @@ def test_a_non_finite_loss_writes_failed_with_the_step_and_every_term(tmp_path, 
 
 
 def test_a_non_finite_generator_loss_writes_failed_too(tmp_path, monkeypatch):
-    import bench.train_step
-    from bench.train_step import TrainingFailed
-    original = bench.train_step.reconstruction_loss
-    monkeypatch.setattr(bench.train_step, "reconstruction_loss",
+    import bench.training.step
+    from bench.training.step import TrainingFailed
+    original = bench.training.step.reconstruction_loss
+    monkeypatch.setattr(bench.training.step, "reconstruction_loss",
                         lambda kind, output, target: original(kind, output, target) * float("inf"))
     torch.manual_seed(0)
     config = _config("discriminator.arch=none", "loss.adversarial=none")

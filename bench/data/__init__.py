@@ -1,7 +1,7 @@
 """Data layer: image sources, decoding and filtering, downloads, the prepared-data cache and augmentation.
 
 The names below load their module on first use (PEP 562), so that listing and fingerprinting
-the data (``bench.identity``: a sweep's plan, ``status``, ``report``) does not import torch.
+the data (``bench.run.identity``: a sweep's plan, ``status``, ``report``) does not import torch.
 """
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from bench.names import AUGMENTATIONS  # defined without torch for the CLI; re-exported here
+from bench.config.names import AUGMENTATIONS  # defined without torch for the CLI; re-exported here
 
 # pix2pix resizes 256 -> 286 before its random 256 crop (and 128 -> 143); 286 / 256 = 1.117.
 JITTER_SCALE = 1.117

@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 
 from bench.data.items import SourceSplits
-from bench.rundir import atomic_write
+from bench.run.rundir import atomic_write
 
 # Bump when the decoding, filtering, resizing or the payload layout changes, so old files are not reused.
 # 3: the greyscale rule measures chroma with each image's mean tint removed (tinted grey photos are skipped).

@@ -18,11 +18,11 @@ from pathlib import Path
 from PIL import UnidentifiedImageError
 
 from bench.config import DataConfig
+from bench.config.names import BENCHMARK_DATASETS  # noqa: F401 (re-exported; the CLI reads it without torchvision)
 from bench.data.cache import cache_dir
 from bench.data.decode import oriented_size
 from bench.data.errors import DatasetError
 from bench.data.items import SourceImage, SourceSplits, image_files
-from bench.names import BENCHMARK_DATASETS  # noqa: F401 (re-exported; the CLI reads it without torchvision)
 
 _DOWNLOAD_HINT = "set --root (data.root) to the dataset's folder, or pass --download (data.download: true)"
 

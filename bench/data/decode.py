@@ -7,7 +7,7 @@ image with its mean tint removed: each channel shifted by its mean minus the mea
 three, then max(R, G, B) - min(R, G, B) averaged over pixels on 0..255.  An exact greyscale
 image has 0, tinted or not, and one stored as JPEG gains about 1 to 2 from chroma noise.
 The default threshold, chroma <= 2.0, separates the greyscale photographs of ../shared/data
-(chroma 0 to 1.83, three of them tinted) from its colour ones (2.16 and up); see the README.
+(chroma 0 to 1.83, three of them tinted) from its colour ones (2.16 and up); see docs/datasets.md.
 Orientation follows the EXIF tag, so arrays and crop boxes are in the coordinates a viewer
 shows.
 """

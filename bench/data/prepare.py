@@ -15,14 +15,21 @@ import torch
 from bench.config import DataConfig
 from bench.data.augmentation import load_size
 from bench.data.build import decode_split
-from bench.data.cache import (FORMAT_VERSION, cache_dir, cache_file, file_list_hash, load_cached, manifest_file,
-                              save_atomically)
+from bench.data.cache import (
+    FORMAT_VERSION,
+    cache_dir,
+    cache_file,
+    file_list_hash,
+    load_cached,
+    manifest_file,
+    save_atomically,
+)
 from bench.data.datasets import dataset_root
 from bench.data.download import download_dataset
 from bench.data.errors import DatasetError
 from bench.data.items import SourceSplits
 from bench.data.sources import open_source
-from bench.rundir import write_json
+from bench.run.rundir import write_json
 
 
 @dataclass(frozen=True)
@@ -45,7 +52,7 @@ class PreparedData:
     test_inputs: torch.Tensor | None = None
 
     def network_images(self, split: str, task: str) -> torch.Tensor:
-        """The rows of ``split`` as the trainer passes them to ``bench.colour.encode``.
+        """The rows of ``split`` as the trainer passes them to ``bench.data.colour.encode``.
 
         ``colourise``: the photos; ``paired``: each photo with its paired input image stacked
         on the channels, (N, 6, S, S), so augmentation crops and flips both alike.

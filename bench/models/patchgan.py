@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from bench.config.patch_geometry import KERNEL, PADDING, min_patch_image_size, patch_map_side
 from bench.models.norm import conv_bias, norm_layer
-from bench.patch_geometry import KERNEL, PADDING, min_patch_image_size, patch_map_side
 
 __all__ = ["KERNEL", "PADDING", "PatchGAN", "min_patch_image_size", "patch_map_side"]
 

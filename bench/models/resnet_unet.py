@@ -13,8 +13,8 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from bench.assets import asset_path
 from bench.config import ConfigError
+from bench.data.assets import asset_path
 from bench.models.norm import conv_bias, norm_layer
 
 ENCODER_CHANNELS = (64, 64, 128, 256, 512)  # stage outputs at 1/2, 1/4, 1/8, 1/16, 1/32

@@ -4,7 +4,7 @@ junyanz/pytorch-CycleGAN-and-pix2pix, colorization mode: a DataLoader whose data
 each image with PIL for every sample, resizes and crops it with torchvision transforms,
 converts it with scikit-image's ``rgb2lab``; stock torch layers; fp32; ``torch.optim.Adam``
 with its default implementation; ``optimize_parameters``' update order.  It is the yardstick of
-``colorbench perf --baseline`` and must compute the same losses as ``bench.train.train_step``.
+``colorbench perf --baseline`` and must compute the same losses as ``bench.training.train.train_step``.
 """
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from PIL import Image
 from skimage import color
 from torchvision import transforms
 
-from ..config import RunConfig
-from ..models import build_networks
-from ..models.layers import to_stock_layers
+from bench.config import RunConfig
+from bench.models import build_networks
+from bench.models.layers import to_stock_layers
 
 
 class ReferenceColorizationDataset(torch.utils.data.Dataset):

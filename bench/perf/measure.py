@@ -4,7 +4,7 @@ Times are medians over steps after a warm-up.  With ``--baseline`` the colorbenc
 and the reference-style step (``bench.perf.baseline``) alternate in rounds, so both see
 the same machine state.  The baseline runs in a child process, started fresh: it keeps the
 C allocator's default settings, as the reference would, while colorbench's side applies
-``bench.allocator`` exactly as ``train`` does.
+``bench.training.allocator`` exactly as ``train`` does.
 """
 from __future__ import annotations
 
@@ -23,13 +23,14 @@ import torch
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
-from .. import reproducible
-from ..allocator import retain_freed_memory
-from ..config import ConfigError, RunConfig
-from ..data import prepare_data
-from ..models import build_networks
-from ..train import build_optimizer, resolve_device, train_step, training_batch
-from .baseline import ReferenceColorizationDataset, reference_networks, reference_step
+from bench.config import ConfigError, RunConfig
+from bench.data import prepare_data
+from bench.models import build_networks
+from bench.perf.baseline import ReferenceColorizationDataset, reference_networks, reference_step
+from bench.run import reproducible
+from bench.run.machine import resolve_device
+from bench.training.allocator import retain_freed_memory
+from bench.training.train import build_optimizer, train_step, training_batch
 
 PHASES = ("data", "g_forward", "d_step", "g_step", "optimizer")
 

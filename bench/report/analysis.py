@@ -7,7 +7,7 @@ selection metric on the validation split is kept, or on the test split when the 
 no validation split, which the report then says.  The reported numbers are those of the
 test split.
 
-The grey-input baseline's records (:mod:`bench.baselines`) never enter a variant's numbers:
+The grey-input baseline's records (:mod:`bench.evaluation.baselines`) never enter a variant's numbers:
 ``grey_input`` summarises them per section (the mean over the reported runs, the same value
 for runs on the same test images), and ``grey_input_missing`` says why a section has none.
 """
@@ -20,11 +20,21 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bench.baselines import GREY_INPUT_SOURCE, NOT_APPLICABLE, NOT_RECORDED
-from bench.names import METRIC_NAMES
+from bench.config.names import METRIC_NAMES
+from bench.evaluation.baselines import GREY_INPUT_SOURCE, NOT_APPLICABLE, NOT_RECORDED
 from bench.report.design import Design, DesignAxis, cell_label
-from bench.report.stats import (BOOTSTRAP_SEED, LEVEL, N_RESAMPLES, holm, paired_bootstrap_intervals, seed_summary,
-                                seeds_needed, welch_interval, welch_p, wilcoxon_p)
+from bench.report.stats import (
+    BOOTSTRAP_SEED,
+    LEVEL,
+    N_RESAMPLES,
+    holm,
+    paired_bootstrap_intervals,
+    seed_summary,
+    seeds_needed,
+    welch_interval,
+    welch_p,
+    wilcoxon_p,
+)
 
 REPORT_SPLIT = "test"
 VALIDATION_SPLITS = ("val", "validation")
@@ -161,7 +171,7 @@ def _runs(frame: pd.DataFrame) -> pd.DataFrame:
                "run_dir"]
     runs = frame.drop_duplicates("run_id")
     runs = runs.sort_values(["fixed", "variant_position", "nuisance_position", "seed", "run_id"], kind="stable")
-    optional = ("machine", "data_problem")  # bench.machine.machine_label; why a run's data is not on this machine
+    optional = ("machine", "data_problem")  # bench.run.machine.machine_label; why a run's data is not on this machine
     runs = runs.assign(**{name: runs[name] if name in runs.columns else None for name in optional})
     return runs[columns + list(optional)].reset_index(drop=True)
 

@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Callable
 
-from bench import rundir
 from bench.config import ConfigError
 from bench.report import figures
-from bench.report.analysis import analyse
+from bench.report.analysis import Analysis, analyse
 from bench.report.collect import Collection, collect, write_aggregate
 from bench.report.design import Design, design_from_configs, design_of_ablation
 from bench.report.published import PublishedTable, load_published, published_markdown
 from bench.report.stats import BOOTSTRAP_SEED, N_RESAMPLES
 from bench.report.tables import csv_text, finding, latex, markdown
+from bench.run import rundir
 from bench.sweep.ablation import Ablation, load_ablation
 from bench.sweep.profiles import FULL
 from bench.sweep.results import AblationResults
@@ -37,6 +38,9 @@ FIGURES = {
     "histograms.png": lambda analysis, collection, results, path: figures.histograms_figure(analysis, results, path),
 }
 SUMMARY_FILE = "summary.json"
+
+# (study, analysis, report folder, published tables, resamples, bootstrap seed) -> the section ending table.md
+StudySection = Callable[[Ablation, Analysis, Path, list[PublishedTable], int, int], str]
 
 
 def aggregate_command(results: str | Path = "results", out: str | Path | None = None) -> int:
@@ -55,8 +59,13 @@ def aggregate_command(results: str | Path = "results", out: str | Path | None = 
 
 def report_command(targets: list[str] | tuple[str, ...] = (), results: str | Path = "results",
                    out: str | Path = "reports", select_by: str | None = None,
-                   n_resamples: int | None = None, profile: str = FULL) -> int:
-    """Write ``out/<ablation>/`` for each target (default: every group under ``results``) and ``out/README.md``."""
+                   n_resamples: int | None = None, profile: str = FULL,
+                   study_section: StudySection | None = None) -> int:
+    """Write ``out/<ablation>/`` for each target (default: every group under ``results``) and ``out/README.md``.
+
+    ``study_section`` renders what a study file's ``reproduce`` block adds to its report (the command line passes
+    :func:`bench.reproduce.output.write_reproduction`); without it every table is the ablation report alone.
+    """
     out = Path(out)
     published = load_published()
     with _printed_warnings():
@@ -67,7 +76,8 @@ def report_command(targets: list[str] | tuple[str, ...] = (), results: str | Pat
             for group in sorted(set(collection.metrics["ablation"])):
                 folder = out / group
                 write_report(collection, group, root, folder, published, select_by=select_by,
-                             n_resamples=n_resamples or N_RESAMPLES, published_link="../published.md")
+                             n_resamples=n_resamples or N_RESAMPLES, published_link="../published.md",
+                             study_section=study_section)
                 print(f"{group}: {folder / 'table.md'}")
         index = write_index(out, published)
     print(f"index: {index}")
@@ -87,8 +97,12 @@ def folder_report(results: Path, out: Path) -> Path:
 
 def write_report(collection: Collection, group: str, results: Path, out: Path, published: list[PublishedTable],
                  select_by: str | None = None, n_resamples: int = N_RESAMPLES, seed: int = BOOTSTRAP_SEED,
-                 published_link: str | None = None) -> dict:
-    """Write the report of ``group`` (runs collected from ``results``) into ``out``; return its summary.json."""
+                 published_link: str | None = None, study_section: StudySection | None = None) -> dict:
+    """Write the report of ``group`` (runs collected from ``results``) into ``out``; return its summary.json.
+
+    Where the group was swept from a study file and ``study_section`` is given, ``table.md`` ends with what it
+    returns (it may write files of its own into ``out``).
+    """
     frame = collection.metrics[collection.metrics["ablation"] == group]
     if select_by is not None and select_by not in set(frame["metric"].dropna()):
         raise ConfigError(f"--select-by {select_by}: no run of {group} recorded it; recorded: "
@@ -103,10 +117,9 @@ def write_report(collection: Collection, group: str, results: Path, out: Path, p
         else:
             (out / name).unlink(missing_ok=True)  # a figure of an earlier report that has nothing to show now
     table = markdown(analysis, published, drawn, published_link)
-    study = study_of(folder, group)
+    study = study_of(folder, group) if study_section is not None else None
     if study is not None:  # a study file's report shows its published table and claims beside ours
-        from bench.reproduce.output import write_reproduction
-        table += "\n" + write_reproduction(study, analysis, out, published, n_resamples, seed)
+        table += "\n" + study_section(study, analysis, out, published, n_resamples, seed)
     rundir.write_text(out / "table.md", table)
     rundir.write_text(out / "table.csv", csv_text(analysis))
     rundir.write_text(out / "table.tex", latex(analysis))

@@ -18,7 +18,7 @@ A run whose config.yaml, stats.jsonl or metrics.jsonl is not text at all (binary
 folder of that name) is a warning and a row with the state ``broken``.
 Records written by older versions (without ``source``, ``dataset`` or per-image values) are
 read with those fields empty.  The grey-input baseline's records (``source`` ``grey_input``,
-:mod:`bench.baselines`) are rows of their own beside the run's, never in its curves.
+:mod:`bench.evaluation.baselines`) are rows of their own beside the run's, never in its curves.
 """
 from __future__ import annotations
 
@@ -31,11 +31,11 @@ from typing import Any
 
 import pandas as pd
 
-from bench import rundir, yamlio
-from bench.baselines import is_grey_input
-from bench.machine import machine_label
-from bench.config import ConfigError, flatten_keys
-from bench.identity import config_id_of
+from bench.config import ConfigError, flatten_keys, yamlio
+from bench.evaluation.baselines import is_grey_input
+from bench.run import rundir
+from bench.run.identity import config_id_of
+from bench.run.machine import machine_label
 from bench.sweep.ablation import Ablation, Axis, PlannedRun, format_value
 from bench.sweep.results import AblationResults, ResultsWarning, read_records, unreadable
 from bench.sweep.status import collect_status

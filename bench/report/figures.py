@@ -9,7 +9,7 @@
   ground truth.
 
 The outputs of the last two are read from each run's last ``samples/step-*.png`` grid (written
-by :func:`bench.evaluate.save_sample_grid` at the final evaluation: the first
+by :func:`bench.evaluation.outputs.save_sample_grid` at the final evaluation: the first
 ``eval.n_sample_images`` test images, exactly as scored), so a report needs neither the dataset nor
 a checkpoint.  The run shown per variant is its lowest seed.
 
@@ -31,12 +31,12 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
-from bench.metrics.histogram import LAB_BINS, lab_histograms
+from bench.evaluation.metrics.histogram import LAB_BINS, lab_histograms
 from bench.report.analysis import REPORT_SPLIT, SECTION_COLUMNS, Analysis, better
-from bench.rundir import atomic_write
+from bench.run.rundir import atomic_write
 
 DPI = 100
-GRID_PADDING = 2  # bench.evaluate.save_sample_grid: torchvision make_grid(..., nrow=3, padding=2)
+GRID_PADDING = 2  # bench.evaluation.outputs.save_sample_grid: torchvision make_grid(..., nrow=3, padding=2)
 GRID_COLUMNS = 3  # input | output | ground truth
 CURVE_METRIC = "psnr_rgb8"
 STYLE = "whitegrid"

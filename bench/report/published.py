@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import yamlio
+from bench.config import yamlio
 
 PUBLISHED_FILE = Path(__file__).with_name("published.yaml")
 METRIC_PROTOCOLS = ("same", "different", "not stated")

@@ -3,7 +3,7 @@
 Numbers are formatted with a fixed number of decimals per metric (about four significant
 digits of the largest mean), so the same analysis always gives the same bytes.  Each section
 ends with the grey-input row: the trivial baseline (the greyscale input itself, a = b = 0)
-scored by the runs on the same test images with the same metrics (:mod:`bench.baselines`).
+scored by the runs on the same test images with the same metrics (:mod:`bench.evaluation.baselines`).
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import math
 
 import pandas as pd
 
-from bench.baselines import GREY_INPUT_LABEL, NOT_RECORDED
+from bench.evaluation.baselines import GREY_INPUT_LABEL, NOT_RECORDED
 from bench.report.analysis import SECTION_COLUMNS, Analysis, better
 from bench.report.published import PublishedTable, comparability, format_published
 from bench.report.stats import LEVEL
@@ -415,7 +415,7 @@ def _machines(runs: pd.DataFrame) -> list[str]:
         return [text + ".", ""]
     lines = [f"**Warning: the runs of this table ran on {len(known)} different machines or math code paths**; CPU "
              "kernels differ between instruction sets, so runs of one config may differ in their last digits "
-             "(`colorbench --reproducible` pins them; see the README, Reproducible numbers across machines):", ""]
+             "(`colorbench --reproducible` pins them; see docs/reproducibility.md):", ""]
     for label in known:
         names = ", ".join(ran.loc[labels == label, "run_id"].astype(str))
         lines.append(f"- {label}: {names}")

@@ -7,6 +7,7 @@ report of ``colorbench report`` with the reproduction files beside it.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import bench
@@ -14,11 +15,12 @@ from bench.config import ConfigError, read_yaml
 from bench.report.collect import collect, write_aggregate
 from bench.report.published import load_published
 from bench.reproduce.compute import write_compute
-from bench.reproduce.output import MARKDOWN_FILE
+from bench.reproduce.output import MARKDOWN_FILE, write_reproduction
 from bench.reproduce.study import parse_study
-from bench.sweep.ablation import load_ablation
+from bench.sweep.ablation import load_ablation, read_study
 from bench.sweep.commands import sweep_command
-from bench.sweep.profiles import PRESETS_FILE, available_profiles, read_study
+from bench.sweep.profiles import PRESETS_FILE, available_profiles, read_presets
+from bench.sweep.submit import SweepOptions
 
 
 def default_studies_folder() -> Path:
@@ -65,36 +67,33 @@ def list_command(folder: Path) -> int:
             counts.append(str(len(load_ablation(path, profile=profile).runs)) if profile in profiles else "-")
         study = parse_study(load_ablation(path), published)
         print(f"{path.stem:34s} {'/'.join(counts):>14s}  {study.title}")
-    presets = folder / PRESETS_FILE
-    listed = read_yaml(presets, "profile presets") if presets.is_file() else None
-    names = ["full", *sorted(listed if isinstance(listed, dict) else {})]
+    names = ["full", *sorted(read_presets(folder))]
     print(f"\nprofiles: {', '.join(names)}; study files in {folder}")
     return 0
 
 
-def reproduce_command(name: str, profile: str = "full", executor: str = "auto", results: str | Path = "results",
-                      out: str | Path = "reports", dry_run: bool = False, max_parallel: int | None = None,
-                      folder: Path | None = None, n_resamples: int | None = None,
-                      overrides: list[str] | tuple[str, ...] = ()) -> int:
-    """Sweep the study ``name`` at ``profile`` (skipping finished runs), then write and print its reproduction."""
+def reproduce_command(name: str, options: SweepOptions = SweepOptions(), out: str | Path = "reports",
+                      folder: Path | None = None, n_resamples: int | None = None) -> int:
+    """Sweep the study ``name`` at ``options.profile`` (skipping finished runs), then write and print its
+    reproduction; an arm whose data is not here is left out and reported not testable."""
     path = find_study(name, folder or default_studies_folder())
+    profile, results, overrides = options.profile, options.results, options.overrides
     ablation = load_ablation(path, overrides, profile)
     parse_study(ablation, load_published())  # a bad reproduce block fails before anything is submitted
-    # an arm whose data is not here (e.g. ImageNet weights) is left out and reported "not testable here"
-    code = sweep_command(path, executor, dry_run, max_parallel, results, overrides, profile=profile,
-                         skip_missing_data=True)
-    if dry_run:
+    code = sweep_command(path, dataclasses.replace(options, skip_missing_data=True))
+    if options.dry_run:
         return code
     root = Path(results) / ablation.name
     if not any(root.glob("*/config.yaml")):
         print(f"reproduce {ablation.name}: no run has started yet; run this command again to render it")
         return code
     from bench.report.build import report_command  # here: its figures import torch, which --list does not need
-    report_command([str(root)], results, out, n_resamples=n_resamples)
+    report_command([str(root)], results, out, n_resamples=n_resamples, study_section=write_reproduction)
     study_out = Path(out) / ablation.name
     write_aggregate(collect(root), study_out)  # aggregate.parquet/.csv: every run's numbers, to commit
-    command = ["colorbench", "reproduce", path.stem, "--profile", profile, "--executor", executor,
-               *(["--max-parallel", str(max_parallel)] if max_parallel else []), *_set_args(overrides)]
+    command = ["colorbench", "reproduce", path.stem, "--profile", profile, "--executor", options.executor,
+               *(["--max-parallel", str(options.max_parallel)] if options.max_parallel else []),
+               *_set_args(overrides)]
     write_compute(root, study_out, command)
     print()
     print((study_out / MARKDOWN_FILE).read_text())

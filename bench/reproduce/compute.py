@@ -5,7 +5,7 @@ training time is from its ``config.yaml`` (written when the run starts) to its `
 (written last), by file modification times, so a run that was interrupted and resumed counts
 the pause too (said in the record).  The study's wall time is how long at least one of its runs
 was running (the union of those spans), so a pause between two sessions in which no run ran is
-not counted.  The machines are the runs' recorded ones (``bench.machine.machine_label``).
+not counted.  The machines are the runs' recorded ones (``bench.run.machine.machine_label``).
 """
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from bench import rundir, yamlio
-from bench.machine import machine_label
+from bench.config import yamlio
+from bench.run import rundir
+from bench.run.machine import machine_label
 
 COMPUTE_FILE = "compute.json"
 

@@ -5,12 +5,12 @@ import dataclasses
 import math
 from pathlib import Path
 
-from bench import rundir
 from bench.report.analysis import Analysis
 from bench.report.published import PublishedTable
-from bench.reproduce.compare import Reproduction, reproduce
+from bench.reproduce.verdicts import Reproduction, reproduce
 from bench.reproduce.render import reproduction_markdown, verdict_counts
 from bench.reproduce.study import parse_study
+from bench.run import rundir
 from bench.sweep.ablation import Ablation
 from bench.sweep.profiles import FULL
 

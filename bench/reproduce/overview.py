@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench import rundir
 from bench.config import ConfigError
 from bench.reproduce.compute import COMPUTE_FILE
 from bench.reproduce.output import JSON_FILE, MARKDOWN_FILE
 from bench.reproduce.render import VERDICT_ORDER
+from bench.run import rundir
 
 OVERVIEW_FILE = "REPRODUCTION.md"
 

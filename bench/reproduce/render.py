@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import math
 
-from bench.baselines import GREY_INPUT_LABEL
+from bench.evaluation.baselines import GREY_INPUT_LABEL
 from bench.report.published import format_published
 from bench.report.tables import decimals, metric_heading
-from bench.reproduce.compare import RANK_RESAMPLES, Reproduction
+from bench.reproduce.verdicts import RANK_RESAMPLES, Reproduction
 
 VERDICT_ORDER = ("holds", "does not hold", "not testable here")
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.config import ConfigError
-from bench.names import METRIC_NAMES
+from bench.config.names import METRIC_NAMES
 from bench.report.published import PublishedTable
 from bench.sweep.ablation import Ablation
 

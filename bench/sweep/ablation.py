@@ -21,7 +21,7 @@ split the study (results are compared within each of their values, never across)
 Mistakes (unknown keys, values the config rejects, an empty grid, two grid points that are
 the same run) raise :class:`AblationError` naming the file, the key and the value.
 
-Run ids cover the data (``bench.identity``): expanding fingerprints each distinct data
+Run ids cover the data (``bench.run.identity``): expanding fingerprints each distinct data
 config once.  Where the data is not here, its runs carry ``UNKNOWN_DATA_ID`` and the reason
 (``PlannedRun.data_problem``): enough to list, dry-run and report them, never to submit.
 """
@@ -35,11 +35,21 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-
-from bench.config import (SEED_LIMIT, ConfigError, RunConfig, apply_overrides, config_from_dict, config_to_dict,
-                          describe_fields, flatten_keys, parse_override)
-from bench.identity import UNKNOWN_DATA_ID, DataUnavailable, data_id, run_id
-from bench.sweep.profiles import FULL, read_study, select_profile
+from bench.config import (
+    SEED_LIMIT,
+    ConfigError,
+    RunConfig,
+    apply_overrides,
+    config_from_dict,
+    config_to_dict,
+    describe_fields,
+    flatten_keys,
+    parse_override,
+    read_yaml,
+)
+from bench.data.fingerprint import DataUnavailable, data_id
+from bench.run.identity import UNKNOWN_DATA_ID, run_id
+from bench.sweep.profiles import FULL, read_presets, resolve_paths, select_profile
 
 # profile: which profile of a study file this expanded document is (see bench.sweep.profiles);
 # reproduce: how the study maps onto its published table (read by bench.reproduce).
@@ -94,7 +104,7 @@ class SlurmSettings:
 class PlannedRun:
     """One run of an ablation: a grid point at one seed."""
 
-    run_id: str  # <config hash>-<data id>-s<seed>: the identity (bench.identity)
+    run_id: str  # <config hash>-<data id>-s<seed>: the identity (bench.run.identity)
     dir_name: str  # the run id plus a readable suffix (not part of the identity)
     config: RunConfig
     point: dict[str, Any]  # every grid key -> its value at this point
@@ -121,6 +131,14 @@ class Ablation:
     slurm: SlurmSettings
     runs: tuple[PlannedRun, ...]
     document: dict  # the file's contents with --set applied to base (what a results folder keeps)
+
+
+def read_study(path: Path) -> tuple[Any, dict]:
+    """A study (ablation) file's contents, relative paths made absolute, and the profile presets beside it."""
+    data = read_yaml(path, "ablation file", AblationError)
+    if not isinstance(data, dict):
+        return data, {}
+    return resolve_paths(data, path.parent), read_presets(path.parent, exclude=path)
 
 
 def load_ablation(path: str | Path, overrides: list[str] | tuple[str, ...] = (), profile: str = FULL,

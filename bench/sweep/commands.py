@@ -9,32 +9,30 @@ from bench.sweep.ablation import Ablation, load_ablation
 from bench.sweep.profiles import FULL
 from bench.sweep.results import AblationResults, printed_warnings, warn
 from bench.sweep.status import collect_status, format_table
-from bench.sweep.submit import describe_plan, plan_sweep, resolve_executor, submit, wait_for
+from bench.sweep.submit import SweepOptions, describe_plan, plan_sweep, resolve_executor, submit, wait_for
 
 EXIT_OK = 0
 EXIT_RUNS_FAILED = 1
 
 
-def sweep_command(file: str | Path, executor: str = "auto", dry_run: bool = False, max_parallel: int | None = None,
-                  results: str | Path = "results", overrides: list[str] | tuple[str, ...] = (),
-                  rerun_failed: bool = False, max_num_timeout: int | None = None, wait: bool = False,
-                  profile: str = FULL, skip_missing_data: bool = False) -> int:
+def sweep_command(file: str | Path, options: SweepOptions = SweepOptions()) -> int:
     """Expand, check and submit an ablation; 1 when a run of it has failed (after waiting, for local/debug).
 
     Runs whose data is not on this machine (so their ids cannot be named) refuse the whole sweep,
-    unless ``skip_missing_data``: then they are left out with one line saying why.
+    unless ``options.skip_missing_data``: then they are left out with one line saying why.
     """
-    ablation = load_ablation(file, overrides, profile, fetch_data=not dry_run)
-    folder = AblationResults(Path(results) / ablation.name)
-    executor = resolve_executor(executor)
-    if not dry_run:
-        _check_data(ablation, skip_missing_data)
+    ablation = load_ablation(file, options.overrides, options.profile, fetch_data=not options.dry_run)
+    folder = AblationResults(options.results / ablation.name)
+    executor = resolve_executor(options.executor)
+    if not options.dry_run:
+        _check_data(ablation, options.skip_missing_data)
     with printed_warnings():
-        plan = plan_sweep(ablation, folder, rerun_failed)
-    if dry_run:
-        print(describe_plan(ablation, folder, plan, executor, max_parallel, max_num_timeout))
+        plan = plan_sweep(ablation, folder, options.rerun_failed)
+    if options.dry_run:
+        print(describe_plan(ablation, folder, plan, executor, options))
         return EXIT_OK
-    submitted = submit(ablation, folder, plan, executor, max_parallel, max_num_timeout)
+    submitted = submit(ablation, folder, plan, executor, options)
+    wait = options.wait
     if not submitted:
         print(f"ablation {ablation.name}: nothing to submit")
         statuses = plan.statuses

@@ -24,18 +24,18 @@ from typing import Any
 import submitit
 
 from bench.config import config_from_dict
-from bench.reproducible import pinned_threads
+from bench.run.reproducible import pinned_threads
 
 
 def train(config: Any, run_dir: str | Path, **kwargs: Any) -> dict:
-    """``bench.train.train``, imported (with torch) when a job runs rather than when this module loads."""
-    from bench.train import train as train_run
+    """``bench.training.train.train``, imported (with torch) when a job runs rather than when this module loads."""
+    from bench.training.train import train as train_run
     return train_run(config, run_dir, **kwargs)
 
 
 def resume_file(run_dir: str | Path) -> Path:
-    """The checkpoint a requeued job resumes from: the file ``bench.train.train`` writes."""
-    from bench.checkpoint import CHECKPOINT_FILE  # imports torch
+    """The checkpoint a requeued job resumes from: the file ``bench.training.train.train`` writes."""
+    from bench.run.checkpoint import CHECKPOINT_FILE  # imports torch
     return Path(run_dir) / CHECKPOINT_FILE
 
 
@@ -92,7 +92,7 @@ def _local_stop() -> Any:
     Elsewhere (SLURM, where submitit's own protocol handles the signals; the debug executor,
     inside the sweep's process) it changes nothing.
     """
-    from bench.interrupts import StopOnSignal
+    from bench.training.signals import StopOnSignal
     local = os.environ.get("SUBMITIT_EXECUTOR") == "local"
     return StopOnSignal(signals=(signal.SIGINT, signal.SIGTERM) if local else (), announce=False, escalate=False)
 

@@ -16,7 +16,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
-from bench import rundir
+from bench.run import rundir
 
 SUMMARY_FIELDS = ("state", "step", "total_steps", "signal")
 

@@ -37,21 +37,22 @@ class ProfileError(ConfigError):
     """A profile is unknown or malformed; the message names the file and the key."""
 
 
-def read_study(path: Path) -> tuple[dict, dict]:
-    """The study file's contents and the presets beside it, relative paths made absolute."""
-    from bench.sweep.ablation import AblationError
-    data = read_yaml(path, "ablation file", AblationError)
-    if not isinstance(data, dict):
-        return data, {}
-    data = resolve_paths(data, path.parent)
-    presets_path = path.parent / PRESETS_FILE
-    presets = {}
-    if presets_path.is_file() and presets_path.resolve() != path.resolve():
-        presets = read_yaml(presets_path, "profile presets", ProfileError) or {}
-        if not isinstance(presets, dict):
-            raise ProfileError(f"{presets_path}: expected a mapping of profile name -> profile")
-        presets = {name: _resolve_block(block, presets_path.parent) for name, block in presets.items()}
-    return data, presets
+def read_presets(folder: Path, exclude: Path | None = None) -> dict[str, Any]:
+    """The profile presets of a studies folder (``folder/profiles.yaml``; none when absent), relative paths made
+    absolute; ``exclude`` is a file that is not to be read as its own presets (the presets file itself)."""
+    path = folder / PRESETS_FILE
+    if not path.is_file() or (exclude is not None and path.resolve() == exclude.resolve()):
+        return {}
+    presets = read_yaml(path, "profile presets", ProfileError) or {}
+    if not isinstance(presets, dict):
+        raise ProfileError(f"{path}: expected a mapping of profile name -> profile")
+    return {name: _resolve_block(block, folder) for name, block in presets.items()}
+
+
+def profile_description(presets: dict[str, Any], profile: str) -> str | None:
+    """The ``description`` of a preset profile, if it has one."""
+    preset = presets.get(profile)
+    return preset.get("description") if isinstance(preset, dict) else None
 
 
 def resolve_paths(data: dict, folder: Path) -> dict:

@@ -4,13 +4,13 @@
         ablation.yaml                       the ablation as last swept (base with --set applied)
         jobs.jsonl                          one record per queued or submitted run (the latest counts)
         submitit/<sweep>/                   submitit's pickles and every job's stdout/stderr, new per sweep
-        <config-id>-s<seed>-<suffix>/       one run directory per run (see bench.train)
+        <config-id>-s<seed>-<suffix>/       one run directory per run (see bench.training.train)
 
 A run is found by its id, whatever its suffix, so a run directory keeps its name when the
 readable part of a later sweep's names changes.  A directory that holds another run than
 its name says is reported as a conflict and never written to.
 
-Everything here is read as text colorbench wrote (YAML through ``bench.yamlio``, JSON), never
+Everything here is read as text colorbench wrote (YAML through ``bench.config.yamlio``, JSON), never
 unpickled, so looking at a results folder from elsewhere runs no code of it.  A file that
 cannot be read is a :class:`ResultsWarning` naming it, never a crash of the whole folder.
 """
@@ -27,9 +27,9 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
-from bench import rundir, yamlio
-from bench.config import ConfigError, config_from_dict, read_yaml
-from bench.identity import run_id, same_run
+from bench.config import ConfigError, config_from_dict, read_yaml, yamlio
+from bench.run import rundir
+from bench.run.identity import run_id, same_run
 from bench.sweep.ablation import Ablation, PlannedRun, parse_ablation
 
 EXECUTORS = ("slurm", "local", "debug")

@@ -22,7 +22,7 @@ from pathlib import Path
 from submitit.core.utils import JobPaths
 from submitit.slurm.slurm import SlurmInfoWatcher
 
-from bench import rundir
+from bench.run import rundir
 from bench.sweep.ablation import PlannedRun, format_value
 from bench.sweep.outcome import read_outcome
 from bench.sweep.results import AblationResults, read_records, unreadable

@@ -25,10 +25,12 @@ from typing import Any
 import submitit
 from tqdm import tqdm
 
-from bench import reproducible
 from bench.config import config_to_dict
+from bench.run import reproducible
+from bench.run.machine import visible_gpus
 from bench.sweep.ablation import Ablation
 from bench.sweep.job import TrainJob
+from bench.sweep.profiles import FULL
 from bench.sweep.results import AblationResults
 from bench.sweep.status import RunStatus, collect_status, format_table, process_start_time
 
@@ -39,6 +41,28 @@ SLURM_POLL_S = 10.0
 
 class SubmissionError(RuntimeError):
     """The scheduler could not be reached or refused the submission."""
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """How ``colorbench sweep`` (and ``reproduce``, which sweeps) runs an ablation: one field per option."""
+
+    executor: str = "auto"  # auto, slurm, local or debug (resolve_executor)
+    dry_run: bool = False  # print the plan, submit nothing
+    max_parallel: int | None = None  # runs at a time: the array's parallelism, or local runs (default per core)
+    results: Path = Path("results")  # the results folder; the ablation's runs go to <results>/<name>/
+    overrides: tuple[str, ...] = ()  # --set key=value on the ablation's base
+    profile: str = FULL  # the study file's scale (bench.sweep.profiles)
+    rerun_failed: bool = False  # submit failed and diverged runs again
+    max_num_timeout: int | None = None  # requeues after time-outs; default: the ablation's slurm block
+    wait: bool = False  # slurm: stay until the runs have ended
+    skip_missing_data: bool = False  # leave out runs whose data is not here instead of refusing the sweep
+
+    def __post_init__(self) -> None:
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"executor: got {self.executor!r}; allowed: {', '.join(EXECUTORS)}")
+        object.__setattr__(self, "results", Path(self.results))
+        object.__setattr__(self, "overrides", tuple(self.overrides))
 
 
 @dataclass(frozen=True)
@@ -96,13 +120,14 @@ def slurm_parameters(ablation: Ablation, max_parallel: int | None = None) -> dic
 
 
 def describe_plan(ablation: Ablation, results: AblationResults, plan: SweepPlan, executor: str,
-                  max_parallel: int | None, max_num_timeout: int | None) -> str:
-    """What ``--dry-run`` prints: the run table and the job parameters."""
+                  options: SweepOptions) -> str:
+    """What ``--dry-run`` prints: the run table and the job parameters (``executor``: resolved)."""
+    max_parallel = options.max_parallel
     lines = [f"ablation {ablation.name} ({ablation.source}): {len(ablation.runs)} runs "
              f"({len(ablation.runs) // len(ablation.seeds)} grid points x {len(ablation.seeds)} seeds), "
              f"{len(plan.to_submit)} to submit",
              f"results: {results.root}", format_table(plan.statuses, plan.actions), f"executor: {executor}"]
-    timeouts = ablation.slurm.max_num_timeout if max_num_timeout is None else max_num_timeout
+    timeouts = _max_num_timeout(ablation, options)
     if executor == "local":
         parallel = max_parallel or local_parallelism(len(plan.to_submit))
         lines.append(f"  {parallel} run(s) at a time, {_local_threads(parallel)} torch thread(s) each, "
@@ -114,8 +139,9 @@ def describe_plan(ablation: Ablation, results: AblationResults, plan: SweepPlan,
 
 
 def submit(ablation: Ablation, results: AblationResults, plan: SweepPlan, executor: str,
-           max_parallel: int | None = None, max_num_timeout: int | None = None) -> list[RunStatus]:
-    """Submit the plan's runs; for local and debug, return when they have all ended."""
+           options: SweepOptions = SweepOptions()) -> list[RunStatus]:
+    """Submit the plan's runs with ``executor`` (resolved); for local and debug, return when they have all ended."""
+    max_parallel = options.max_parallel
     to_submit = plan.to_submit
     if not to_submit:
         return []
@@ -123,7 +149,7 @@ def submit(ablation: Ablation, results: AblationResults, plan: SweepPlan, execut
     for status in to_submit:
         _set_aside_failure(status.run_dir)
     folder = results.new_submitit_folder()
-    timeouts = ablation.slurm.max_num_timeout if max_num_timeout is None else max_num_timeout
+    timeouts = _max_num_timeout(ablation, options)
     if executor == "slurm":
         _submit_slurm(ablation, results, to_submit, folder, max_parallel, timeouts)
     elif executor == "local":
@@ -133,6 +159,10 @@ def submit(ablation: Ablation, results: AblationResults, plan: SweepPlan, execut
     else:
         raise ValueError(f"executor: got {executor!r}; allowed: slurm, local, debug")
     return to_submit
+
+
+def _max_num_timeout(ablation: Ablation, options: SweepOptions) -> int:
+    return ablation.slurm.max_num_timeout if options.max_num_timeout is None else options.max_num_timeout
 
 
 def wait_for(results: AblationResults, ablation: Ablation, run_ids: set[str]) -> list[RunStatus]:
@@ -174,8 +204,7 @@ def _submit_slurm(ablation: Ablation, results: AblationResults, to_submit: list[
 def local_parallelism(n_runs: int) -> int:
     """Local runs at a time by default: one per CPU core (small models train faster on one thread
     each than one after another on all of them), but one on a machine with a GPU, which they would share."""
-    import torch  # here: planning and --dry-run need no torch (seconds to import)
-    if torch.cuda.is_available():
+    if visible_gpus():  # read off the driver: planning and --dry-run import no torch (seconds to load)
         return 1
     return max(1, min(os.cpu_count() or 1, n_runs))
 
