@@ -254,3 +254,16 @@ def test_cuda_without_gpu_fails_before_training(image_folder, tmp_path):
     with pytest.raises(ConfigError, match="device: got cuda, but no CUDA device is available"):
         train(tiny(image_folder, "device=cuda"), tmp_path / "run")
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_a_learning_curve_evaluates_at_steps_a_factor_of_two_apart(image_folder, tmp_path):
+    """eval.curve_points 3 on a 16-step run: evaluations after steps 4, 8 and 16 (16/4, 16/2, 16), no others."""
+    config = tiny(image_folder, "optim.steps=16", "eval.every_epochs=0", "eval.curve_points=3",
+                  "eval.metrics=psnr_rgb8")
+    train(config, tmp_path / "run")
+    records = [r for r in _metrics(tmp_path / "run") if r["source"] == "train"]
+    assert [r["step"] for r in records] == [4, 8, 16]
+    assert sorted(p.name for p in (tmp_path / "run" / "samples").iterdir()) == [
+        "step-0000004.png", "step-0000008.png", "step-0000016.png"]
+    with pytest.raises(ConfigError, match=r"eval.curve_points: got 31; allowed: 0..30"):
+        tiny(image_folder, "eval.curve_points=31")

@@ -246,6 +246,9 @@ class OptimConfig:
 @dataclass(frozen=True)
 class EvalConfig:
     every_epochs: int = knob(10, "evaluate on the test split every this many epochs (0 = only at the end)", identity=False)
+    curve_points: int = knob(0, "also evaluate at this many steps a factor of 2 apart, the last step last "
+                             "(total/2**(n-1), ..., total/2, total): a learning curve at log-spaced budgets",
+                             identity=False)
     n_sample_images: int = knob(4, "test images shown in each samples/ grid", identity=False)
     train_mode_inference: bool = knob(False, "evaluate with dropout and batch statistics on, as pix2pix's test script does")
     metrics: tuple[str, ...] = knob(METRIC_NAMES, "metrics recorded at each evaluation (docs/metrics.md); those whose "
@@ -256,6 +259,8 @@ class EvalConfig:
     def __post_init__(self) -> None:
         _non_negative("eval.every_epochs", self.every_epochs)
         _non_negative("eval.n_sample_images", self.n_sample_images)
+        if not 0 <= self.curve_points <= 30:
+            raise ConfigError(f"eval.curve_points: got {self.curve_points}; allowed: 0..30")
         unknown = [name for name in self.metrics if name not in METRIC_NAMES]
         if unknown:
             raise ConfigError(f"eval.metrics: unknown {', '.join(unknown)}; allowed: {', '.join(METRIC_NAMES)}")

@@ -53,6 +53,11 @@ class Schedule:
     steps_per_epoch: int
     total_steps: int
     eval_every_epochs: int
+    eval_curve_points: int = 0
+
+    def curve_steps(self) -> set[int]:
+        """The learning curve's steps: ``eval_curve_points`` of them, a factor of 2 apart, the last step last."""
+        return {max(1, round(self.total_steps / 2 ** k)) for k in range(self.eval_curve_points)}
 
     def epoch(self, step: int) -> int:
         return step // self.steps_per_epoch
@@ -62,7 +67,7 @@ class Schedule:
         return step % self.steps_per_epoch == 0
 
     def evaluates_after(self, step: int) -> bool:
-        if step == self.total_steps:
+        if step == self.total_steps or step in self.curve_steps():
             return True
         every = self.eval_every_epochs
         return every > 0 and self.ends_epoch(step) and (step // self.steps_per_epoch) % every == 0
@@ -129,7 +134,7 @@ def _train(config: RunConfig, fingerprint: dict, data_id: str, run_dir: Path, st
     n_train = len(train_images)
     steps_per_epoch = math.ceil(n_train / config.data.batch_size)
     total_steps = config.optim.steps or config.optim.epochs * steps_per_epoch
-    plan = Schedule(steps_per_epoch, total_steps, config.eval.every_epochs)
+    plan = Schedule(steps_per_epoch, total_steps, config.eval.every_epochs, config.eval.curve_points)
     sched_g = build_scheduler(opt_g, config.optim, steps_per_epoch, total_steps)
     sched_d = build_scheduler(opt_d, config.optim, steps_per_epoch, total_steps) if opt_d else None
 
