@@ -263,4 +263,4 @@ def test_registry_names_the_detectors():
     assert METRICS["fid_inception_pt"].detector == METRICS["kid_inception_pt"].detector == "fid_inception"
     assert METRICS["lpips_alex"].detector == "lpips_alex"
     assert {name for name, metric in METRICS.items() if metric.per_image} == \
-        {"psnr_rgb8", "ssim_rgb8", "l1_rgb8", "mse_ab_rgb8", "cf", "lpips_alex"}
+        {"psnr_rgb8", "ssim_rgb8", "l1_rgb8", "mse_ab_rgb8", "de2000_rgb8", "cf", "lpips_alex"}

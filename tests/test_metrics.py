@@ -123,7 +123,7 @@ def test_values_are_per_image():
     batched = compute_metrics(preds, targets)
     assert set(batched) == {name for name, metric in METRICS.items() if metric.takes == "images"}
     per_image = {name: values for name, values in batched.items() if METRICS[name].per_image}
-    assert set(per_image) == {"psnr_rgb8", "ssim_rgb8", "l1_rgb8", "mse_ab_rgb8", "cf"}
+    assert set(per_image) == {"psnr_rgb8", "ssim_rgb8", "l1_rgb8", "mse_ab_rgb8", "de2000_rgb8", "cf"}
     for metric, values in per_image.items():
         assert values.shape == (2,) and values[0] != values[1], metric
         for index in range(2):

@@ -7,8 +7,8 @@ pytorch-fid.  Each name list is defined here once: ``bench.evaluation.metrics`` 
 ``bench.data.datasets`` re-export the others.
 """
 
-METRIC_NAMES = ("psnr_rgb8", "ssim_rgb8", "l1_rgb8", "mse_ab_rgb8", "cf", "delta_cf", "hist_isect_lab", "lpips_alex",
-                "fid_inception_pt", "kid_inception_pt")
+METRIC_NAMES = ("psnr_rgb8", "ssim_rgb8", "l1_rgb8", "mse_ab_rgb8", "de2000_rgb8", "cf", "delta_cf", "hist_isect_lab",
+                "lpips_alex", "fid_inception_pt", "kid_inception_pt")
 """Every registered metric (``bench.evaluation.metrics.METRICS``), in registry order: the default ``eval.metrics``."""
 
 AUGMENTATIONS = ("none", "flip", "jitter", "flip+jitter")

@@ -24,6 +24,7 @@ import torch
 
 from bench.config.names import METRIC_NAMES
 from bench.evaluation.metrics import kid
+from bench.evaluation.metrics.colour_difference import WEIGHTS, de2000_rgb8
 from bench.evaluation.metrics.colourfulness import MEAN_WEIGHT, colourfulness, delta_colourfulness
 from bench.evaluation.metrics.frechet import frechet_feature_distance
 from bench.evaluation.metrics.histogram import LAB_BINS, histogram_intersection_lab
@@ -100,6 +101,12 @@ _DEFINITIONS: dict[str, Metric] = {
     "mse_ab_rgb8": Metric(mse_ab, True, "images", {
         "input": _INPUT, "colour_space": _LAB, "channels": "a, b", "units": "Lab units squared",
         "reduction": "per image, mean over a, b and pixels",
+    }),
+    "de2000_rgb8": Metric(de2000_rgb8, True, "images", {
+        "input": _INPUT, "colour_space": _LAB, "formula": "CIEDE2000 (Sharma, Wu & Dalal 2005), "
+        + ", ".join(f"{k} = {v}" for k, v in WEIGHTS.items()), "units": "Delta E 2000",
+        "reduction": "per image, mean over pixels", "identical_images": 0,
+        "implementation": "skimage.color.deltaE_ciede2000 on skimage.color.rgb2lab(rgb8 / 255), float64",
     }),
     "cf": Metric(_cf_of_outputs, True, "images", {
         "input": _INPUT + ", values 0..255, float64", "of": "the outputs",
