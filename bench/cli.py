@@ -10,7 +10,7 @@ from pathlib import Path
 # Light modules only: every command, --help included, loads this module; torch and the data,
 # model and training modules are imported inside the commands that use them.
 from bench.config import ConfigError, DataConfig, RunConfig, describe_fields, dump_config, load_config
-from bench.config.names import AUGMENTATIONS, BENCHMARK_DATASETS
+from bench.config.names import AUGMENTATIONS, BASELINE_NAMES, BENCHMARK_DATASETS, RESIZER_NAMES
 from bench.run import reproducible
 
 EXIT_BAD_INPUT = 2
@@ -155,6 +155,46 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"  {record['metric']:18s} {shown}")
     print(f"  appended to {Path(args.run_dir) / 'metrics.jsonl'}")
     return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from bench.evaluation.score_predictions import default_out, protocol_config, score_baseline, score_predictions
+    if (args.predictions is None) == (args.baseline is None):
+        raise ConfigError("score: give a folder of predictions or --baseline KEY (one of the two)")
+    if args.baseline is not None:
+        given = [flag for flag, value in (("--name", args.name), ("--allow-missing", args.allow_missing),
+                                          ("--resize", args.resize),
+                                          ("--keep-input-luminance", args.keep_input_luminance)) if value]
+        if given:
+            raise ConfigError(f"score --baseline: {', '.join(given)} apply to predictions only")
+    metrics = [name.strip() for name in args.metrics.split(",") if name.strip()] if args.metrics else None
+    config = protocol_config(args.config, args.dataset, metrics, args.overrides)
+    name = args.baseline or args.name or Path(args.predictions).resolve().name
+    out = _out_folder(args.out) if args.out else default_out(args.results, name, args.baseline is not None)
+    if args.baseline is not None:
+        scored = score_baseline(args.baseline, config, out, split=args.split)
+    else:
+        scored = score_predictions(args.predictions, config, out, name=args.name, split=args.split,
+                                   allow_missing=args.allow_missing, resize=args.resize,
+                                   keep_input_luminance=args.keep_input_luminance)
+    protocol, found = scored.method["protocol"], scored.method.get("predictions")
+    print(f"{scored.method['name']}: {protocol['dataset']['source']} {protocol['split']} split, "
+          f"{protocol['n_images']} images at {protocol['resolution'][0]}x{protocol['resolution'][1]}")
+    if found and (found["missing"] or found["extra"]):
+        print(f"  --allow-missing: scored {found['scored']}; {len(found['missing'])} test items without a prediction, "
+              f"{len(found['extra'])} files of no test item left out")
+    for record in scored.records:
+        shown = f"{record['value']:.4f}" if record["value"] is not None else f"unavailable: {record['unavailable']}"
+        print(f"  {record['metric']:18s} {shown}")
+    print(f"  method directory {scored.folder}")
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from bench.report.leaderboard import leaderboard_command
+    metrics = [name.strip() for name in args.metrics.split(",") if name.strip()] if args.metrics else None
+    return leaderboard_command(args.results, _out_folder(args.out), dataset=args.dataset, split=args.split,
+                               metrics=metrics, rank_by=args.rank_by)
 
 
 def cmd_assets(args: argparse.Namespace) -> int:
@@ -351,6 +391,37 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a data.*, eval.* or device field, e.g. --set eval.weights_dir=/models (repeatable)")
     p.set_defaults(func=cmd_eval)
 
+    p = sub.add_parser("score", help="score any method's outputs (a folder of images) or a trivial baseline "
+                       "with the benchmark's protocol, into a method directory",
+                       description="Match each image in PREDICTIONS to a test item by its id (its path without the "
+                       "extension; a flat folder may use the id's last part), check it (8-bit colour, the evaluation "
+                       "size), score it with the runs' metric functions and write a method directory (method.yaml, "
+                       "metrics.jsonl, DONE) that aggregate, report, leaderboard and reproduce read like a run.  "
+                       "--baseline scores a trivial baseline instead.  The protocol is --config (a run's config.yaml "
+                       "works) with --dataset and --set.  Bad input: one line, exit 2, nothing written "
+                       "(docs/scoring.md).")
+    p.add_argument("predictions", nargs="?", metavar="PREDICTIONS", help="folder of predicted images")
+    p.add_argument("--baseline", metavar="KEY", choices=BASELINE_NAMES,
+                   help="score a trivial baseline instead: grey_input, mean_colour (colourisation), label_map, "
+                   "mean_photo (labels -> photo)")
+    p.add_argument("--dataset", metavar="NAME|DIR", help="a data.dataset name or a folder of images (default: the "
+                   "config's dataset)")
+    _config_args(p)
+    p.add_argument("--split", default="test", choices=("test", "train"), help="split scored (default: test)")
+    p.add_argument("--metrics", metavar="NAMES", help="comma-separated metric names (default: eval.metrics, all)")
+    p.add_argument("--name", metavar="METHOD", help="the method's name (default: the predictions folder's name)")
+    p.add_argument("--out", metavar="DIR", help="method directory to write (default: RESULTS/methods/<name>, "
+                   "RESULTS/baselines/<key>); an older one there is replaced")
+    p.add_argument("--results", default="results", metavar="DIR", help="results folder of the default --out "
+                   "(default: results)")
+    p.add_argument("--allow-missing", action="store_true", help="score the test items that have a prediction and "
+                   "say how many are missing or extra, instead of refusing")
+    p.add_argument("--resize", choices=RESIZER_NAMES, help="resize predictions that are not "
+                   "the evaluation size with this Pillow filter (recorded in the fingerprint); default: refuse them")
+    p.add_argument("--keep-input-luminance", action="store_true", help="put each test photo's CIELAB L (the grey "
+                   "input's) back into its prediction before scoring, as many papers evaluate (recorded)")
+    p.set_defaults(func=cmd_score)
+
     p = sub.add_parser("assets", help="pretrained weight files: status, and download on a machine with internet",
                        description="The weight files of FID/KID (pytorch-fid's Inception), LPIPS (torchvision's "
                        "AlexNet) and generator.pretrained_encoder (torchvision's ResNet-18).  Nothing else ever "
@@ -437,6 +508,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bootstrap resamples of each comparison (default: 10000)")
     _profile_arg(p)
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("leaderboard", help="every method, run group (seeds pooled) and baseline ranked, one table "
+                       "per protocol: md, csv, tex and a figure",
+                       description="Collect RESULTS (runs and method directories) and write OUT/leaderboard.md, "
+                       ".csv, .tex and .png: per protocol (dataset, split, resolution, images, test list, resize "
+                       "rule, lossy or resized outputs, re-inserted luminance) one table of every run group (mean "
+                       "and 95%% t-interval over seeds), method and trivial baseline on every metric, with the rank "
+                       "and whether neighbours' intervals overlap.  Rows of different protocols are never ranked "
+                       "together; the fields that differ are named.")
+    p.add_argument("--results", default="results", metavar="DIR", help="results folder (default: results)")
+    p.add_argument("--out", default="reports/leaderboard", metavar="DIR",
+                   help="folder to write to (default: reports/leaderboard)")
+    p.add_argument("--dataset", metavar="NAME", help="only this dataset (e.g. samples, folder, coco2017)")
+    p.add_argument("--split", default="test", help="split ranked (default: test)")
+    p.add_argument("--metrics", metavar="NAMES", help="comma-separated metric names (default: all recorded)")
+    p.add_argument("--rank-by", metavar="METRIC", help="metric that orders each table's rows (default: psnr_rgb8)")
+    p.set_defaults(func=cmd_leaderboard)
 
     p = sub.add_parser("reproduce", help="run a study (a published table, a seed system, an axis) and render it "
                        "beside the published numbers",

@@ -16,3 +16,9 @@ AUGMENTATIONS = ("none", "flip", "jitter", "flip+jitter")
 
 BENCHMARK_DATASETS = ("coco2017", "country211", "facades")
 """The datasets that are downloaded into a folder of their own (``data.dataset`` besides samples and folder)."""
+
+BASELINE_NAMES = ("grey_input", "mean_colour", "label_map", "mean_photo")
+"""The trivial baselines (``bench.evaluation.baselines.BASELINES``; ``colorbench score --baseline``)."""
+
+RESIZER_NAMES = ("bicubic", "bilinear", "lanczos")
+"""The filters ``colorbench score --resize`` may resize predictions with (``bench.evaluation.predictions.RESIZERS``)."""

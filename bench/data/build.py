@@ -122,7 +122,7 @@ def _crop(rgb: np.ndarray, box: Box | None, min_side: int) -> np.ndarray:
 
 
 def _resize(rgb: np.ndarray, side: int) -> torch.Tensor:
-    """(3, side, side) uint8 of the (H, W, 3) ``rgb``, bicubic."""
+    """(3, side, side) uint8 of the (H, W, 3) ``rgb``, bicubic (``bench.data.items.ITEM_RESIZE``)."""
     resized = Image.fromarray(rgb).resize((side, side), Image.Resampling.BICUBIC)
     return torch.from_numpy(np.array(resized)).permute(2, 0, 1).contiguous()
 

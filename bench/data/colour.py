@@ -127,11 +127,16 @@ def input_rgb8(images8: torch.Tensor, colour_space: str) -> torch.Tensor:
     return grey_rgb8(encode(images8, colour_space)[0], colour_space)
 
 
+def lab_to_rgb8(lab: torch.Tensor) -> torch.Tensor:
+    """uint8 sRGB (B, 3, H, W) of a CIELAB image, as ``lab_to_rgb`` clips it, rounded to the nearest 8-bit level."""
+    return _to_rgb8(lab_to_rgb(lab))
+
+
 def _rgb8_of_lab(inputs: torch.Tensor, ab: torch.Tensor, colour_space: str) -> torch.Tensor:
     """uint8 sRGB of the CIELAB image with the L of the network inputs of ``colour_space`` and the given ab."""
     scaling = LAB_SCALINGS[colour_space]
     lightness = (inputs + scaling.l_offset) * scaling.l_divisor  # undoes encode's scaling
-    return _to_rgb8(lab_to_rgb(torch.cat([lightness, ab], dim=1)))
+    return lab_to_rgb8(torch.cat([lightness, ab], dim=1))
 
 
 def _to_rgb8(rgb: torch.Tensor) -> torch.Tensor:

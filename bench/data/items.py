@@ -7,6 +7,9 @@ from pathlib import Path
 from typing import TypeVar
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+# How bench.data.build makes every item an image of the evaluation size S (its _resize), in the words metric
+# records give it: one rule since the first version, so records made before they named it had it too.
+ITEM_RESIZE = "each file, or its crop box, resized to S x S ignoring the aspect ratio, Pillow bicubic (as pix2pix)"
 
 Box = tuple[int, int, int, int]
 

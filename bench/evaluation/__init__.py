@@ -7,4 +7,8 @@
 * :mod:`bench.evaluation.reference`: ground-truth features, computed once per test set and cached.
 * :mod:`bench.evaluation.baselines`: the trivial baselines every colouriser must beat.
 * :mod:`bench.evaluation.score_run`: ``colorbench eval``, a run's checkpoint scored again.
+* :mod:`bench.evaluation.fingerprint`: the protocol fingerprint of a record: what two numbers must share.
+* :mod:`bench.evaluation.predictions`: a folder of any method's predictions, matched to the test items and checked.
+* :mod:`bench.evaluation.method_dir`: a method directory, the scores of a method colorbench did not train.
+* :mod:`bench.evaluation.score_predictions`: ``colorbench score``, predictions or a trivial baseline scored.
 """

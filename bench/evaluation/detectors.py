@@ -114,16 +114,17 @@ def load_detector(name: str, weights_dir: str | None, device: torch.device) -> t
 
 
 DETECTOR_IDS = {FID_INCEPTION: InceptionFeatures.id, LPIPS_ALEX: LpipsAlex.id}
+DETECTOR_ASSETS = {FID_INCEPTION: "fid_inception", LPIPS_ALEX: "alexnet"}  # the weight file of each (bench.data.assets)
 
 
 @functools.lru_cache(maxsize=None)
 def _fid_inception(weights_dir: str | None, device: str) -> InceptionFeatures:
-    return InceptionFeatures(_load_state_dict("fid_inception", weights_dir)).to(device)
+    return InceptionFeatures(_load_state_dict(DETECTOR_ASSETS[FID_INCEPTION], weights_dir)).to(device)
 
 
 @functools.lru_cache(maxsize=None)
 def _lpips_alex(weights_dir: str | None, device: str) -> LpipsAlex:
-    return LpipsAlex(_load_state_dict("alexnet", weights_dir)).to(device)
+    return LpipsAlex(_load_state_dict(DETECTOR_ASSETS[LPIPS_ALEX], weights_dir)).to(device)
 
 
 def _load_state_dict(name: str, weights_dir: str | None) -> dict:

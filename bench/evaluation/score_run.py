@@ -83,7 +83,7 @@ def _scoring_config(run_dir: Path, dataset: str | None, metrics: list[str] | Non
                               "the model is the run's")
     data = read_config_file(config_file)
     if dataset is not None:
-        data.setdefault("data", {}).update(_dataset_fields(dataset))
+        data.setdefault("data", {}).update(dataset_fields(dataset))
     data = apply_overrides(data, list(overrides))
     if metrics is not None:
         data.setdefault("eval", {})["metrics"] = list(metrics)
@@ -93,7 +93,7 @@ def _scoring_config(run_dir: Path, dataset: str | None, metrics: list[str] | Non
         raise ConfigError(f"{run_dir}: {err}") from None
 
 
-def _dataset_fields(dataset: str) -> dict:
+def dataset_fields(dataset: str) -> dict:
     """``data.*`` settings selecting ``dataset``: a ``data.dataset`` name, else a folder of images."""
     names = typing.get_args(typing.get_type_hints(DataConfig)["dataset"])
     if dataset in names and dataset != "folder":

@@ -1,10 +1,13 @@
 """Scoring generator outputs against their ground truth: one metrics.jsonl record per requested metric.
 
 Every record carries the protocol: split, step, epoch, source (``train`` for evaluations
-during training, ``eval`` for ``colorbench eval``), dataset, n_images, resolution, the
-metric's protocol and its detector (the network and weights file; null for pixel metrics),
-and either ``value`` (with ``per_image`` values for per-image metrics) or ``value: null``
-with ``unavailable`` saying why (weights absent) — never a number from random weights.
+during training, ``eval`` for ``colorbench eval``, ``grey_input``, ``baseline`` and ``method`` for
+what is not the run's generator), dataset, n_images, resolution, the metric's protocol, its detector
+(the network and weights file; null for pixel metrics), the protocol fingerprint
+(:mod:`bench.evaluation.fingerprint`: the test list, the ground truth's resize rule, what the outputs
+are and how they reached the metrics, the detector's weights' sha256), and either ``value`` (with
+``per_image`` values for per-image metrics) or ``value: null`` with ``unavailable`` saying why
+(weights absent) — never a number from random weights.
 """
 from __future__ import annotations
 
@@ -16,14 +19,17 @@ import numpy as np
 import torch
 
 from bench.config import RunConfig
+from bench.data.assets import ASSETS
 from bench.data.cache import cache_dir
 from bench.evaluation.detectors import (
+    DETECTOR_ASSETS,
     DETECTOR_IDS,
     FEATURE_BATCH_SIZE,
     WeightsUnavailable,
     extract_features,
     load_detector,
 )
+from bench.evaluation.fingerprint import GENERATED, Outputs, record_fingerprint
 from bench.evaluation.metrics import METRICS, Metric, check_names
 from bench.evaluation.reference import reference_features
 
@@ -62,11 +68,12 @@ def dataset_identity(manifest: dict) -> dict:
 
 def metric_records(outputs_rgb8: torch.Tensor, targets_rgb8: torch.Tensor, image_ids: list[str],
                    names: Iterable[str], setup: ScoringSetup, *, dataset: dict, split: str, step: int,
-                   epoch: int | None, source: str) -> list[dict]:
+                   epoch: int | None, source: str, outputs: Outputs = GENERATED) -> list[dict]:
     """One record per metric in ``names`` for uint8 (N, 3, H, W) outputs and their ground truth.
 
-    Features of the outputs are extracted once per detector and shared by the metrics that
-    use it (FID and KID); the ground truth's come from the reference cache.
+    ``outputs`` says what the outputs are and how they reached the metrics (default: a generator's, in
+    memory), for the records' fingerprint.  Features of the outputs are extracted once per detector and
+    shared by the metrics that use it (FID and KID); the ground truth's come from the reference cache.
     """
     height, width = targets_rgb8.shape[-2:]
     common = {"split": split, "step": step, "epoch": epoch, "source": source, "dataset": dataset,
@@ -84,9 +91,12 @@ def metric_records(outputs_rgb8: torch.Tensor, targets_rgb8: torch.Tensor, image
     records = []
     for name in check_names(names):
         metric = METRICS[name]
-        record = {**common, "metric": name, "protocol": metric.protocol, "detector": None}
+        record = {**common, "metric": name, "protocol": metric.protocol, "detector": None,
+                  "fingerprint": record_fingerprint(image_ids, outputs, None)}
         network = None
         if metric.detector is not None:
+            weights = None if metric.detector in setup.stand_ins else ASSETS[DETECTOR_ASSETS[metric.detector]].sha256
+            record["fingerprint"]["detector_sha256"] = weights
             try:
                 network = setup.detector(metric.detector)
             except WeightsUnavailable as err:

@@ -42,7 +42,7 @@ DEFAULT_SELECTION_METRICS = ("psnr_rgb8", "ssim_rgb8")
 # Which way is better, for choosing nuisance settings and naming the best variant (DDColor marks CF as higher-better).
 HIGHER_IS_BETTER = {"psnr_rgb8": True, "ssim_rgb8": True, "mse_ab_rgb8": False, "cf": True, "delta_cf": False,
                     "hist_isect_lab": True, "lpips_alex": False, "fid_inception_pt": False, "kid_inception_pt": False,
-                    "l1_rgb8": False}
+                    "l1_rgb8": False, "de2000_rgb8": False}
 SECTION_COLUMNS = ["dataset", "split", "fixed"]  # one table section per evaluation set and fixed-axes setting
 GREY_COLUMNS = ["dataset", "split", "fixed", "metric", "value", "spread", "n_runs", "n_runs_section", "n_images",
                 "resolution"]

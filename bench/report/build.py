@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from bench.config import ConfigError
+from bench.evaluation.method_dir import SCORED_STATE
 from bench.report import figures
 from bench.report.analysis import Analysis, analyse
 from bench.report.collect import Collection, collect, write_aggregate
@@ -73,7 +74,9 @@ def report_command(targets: list[str] | tuple[str, ...] = (), results: str | Pat
             collection = collect(root)
             if collection.metrics.empty:
                 raise ConfigError(f"{root}: no run directories here")
-            for group in sorted(set(collection.metrics["ablation"])):
+            # a folder holding method directories (colorbench score) alone has no runs to report
+            runs = collection.metrics[collection.metrics["state"] != SCORED_STATE]
+            for group in sorted(set(runs["ablation"])):
                 folder = out / group
                 write_report(collection, group, root, folder, published, select_by=select_by,
                              n_resamples=n_resamples or N_RESAMPLES, published_link="../published.md",

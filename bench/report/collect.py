@@ -19,6 +19,13 @@ folder of that name) is a warning and a row with the state ``broken``.
 Records written by older versions (without ``source``, ``dataset`` or per-image values) are
 read with those fields empty.  The grey-input baseline's records (``source`` ``grey_input``,
 :mod:`bench.evaluation.baselines`) are rows of their own beside the run's, never in its curves.
+
+A method directory (``colorbench score``, :mod:`bench.evaluation.method_dir`: external predictions or a
+trivial baseline) is read like a run: one row per metric, ``state`` ``scored``, ``run_id`` its stable id,
+``method`` its name, ``source`` as recorded (``method`` or ``baseline``), ``seed`` NaN, no config columns;
+its group is the ablation whose folder holds it, else its parent folder, as a run's.  Every metric row
+carries the record's protocol fingerprint as ``fingerprint.<field>`` columns
+(:func:`bench.evaluation.fingerprint.comparison_fields`; older records read with what is certain).
 """
 from __future__ import annotations
 
@@ -33,6 +40,8 @@ import pandas as pd
 
 from bench.config import ConfigError, flatten_keys, yamlio
 from bench.evaluation.baselines import is_grey_input
+from bench.evaluation.fingerprint import comparison_fields
+from bench.evaluation.method_dir import METRICS_FILE, SCORED_STATE, is_finished, is_method_dir, read_method
 from bench.run import rundir
 from bench.run.identity import config_id_of
 from bench.run.machine import machine_label
@@ -42,7 +51,8 @@ from bench.sweep.status import collect_status
 
 RUN_FILES = ("config.yaml", "stats.jsonl", "metrics.jsonl", "DONE", "FAILED")
 SKIPPED_FOLDERS = ("submitit", "samples", "trackers")  # never hold run directories (trackers: log.tracker's files)
-RUN_COLUMNS = ["ablation", "run_id", "run_dir", "config_id", "seed", "state", "last_step", "total_steps", "is_baseline"]
+RUN_COLUMNS = ["ablation", "run_id", "run_dir", "config_id", "seed", "state", "last_step", "total_steps", "is_baseline",
+               "method"]
 METRIC_COLUMNS = ["split", "dataset", "step", "source", "metric", "value", "unavailable", "n_images", "resolution",
                   "image_ids", "per_image"]
 LIST_COLUMNS = ("image_ids", "per_image")  # kept in parquet, left out of CSV
@@ -85,6 +95,9 @@ def collect(results: str | Path) -> Collection:
             rows, curves = _run_rows(root, group, run)
             metric_rows += rows
             curve_rows += curves
+    for group, folder, method_dir in _method_dirs(root):
+        folders.setdefault(group, folder.relative_to(root))
+        metric_rows += _method_rows(root, group, method_dir)
     metrics = _frame(metric_rows, RUN_COLUMNS + METRIC_COLUMNS, ["ablation", "run_id", "run_dir", "split", "dataset",
                                                                   "metric"])
     curves = _frame(curve_rows, RUN_COLUMNS + CURVE_COLUMNS, ["ablation", "run_id", "run_dir", "series", "step"])
@@ -130,9 +143,17 @@ def find_run_dirs(root: Path) -> list[Path]:
     if is_run_dir(root):
         return [root]
     found = []
-    for child in sorted(p for p in root.iterdir() if p.is_dir() and p.name not in SKIPPED_FOLDERS):
+    for child in _searched(root):
         found += find_run_dirs(child)
     return found
+
+
+def _searched(folder: Path) -> list[Path]:
+    """The sub-folders of ``folder`` that may hold runs: not hidden (a method directory being written), not
+    skipped, not a method directory."""
+    return sorted(p for p in folder.iterdir() if p.is_dir() and p.name not in SKIPPED_FOLDERS
+                  and not p.name.startswith(".") and not is_method_dir(p))
+
 
 
 def _groups(root: Path) -> list[tuple[str, Path, list[_Run]]]:
@@ -318,6 +339,7 @@ def _metric_fields(record: dict, identity: dict) -> dict:
         "unavailable": record.get("unavailable"), "n_images": record.get("n_images"),
         "resolution": "x".join(str(r) for r in resolution) if isinstance(resolution, list) else None,
         "image_ids": record.get("image_ids"), "per_image": record.get("per_image"),
+        **{f"fingerprint.{name}": text for name, text in comparison_fields(record).items()},
     }
 
 
@@ -336,6 +358,57 @@ def _curve_points(stats: list[dict], records: list[dict]) -> list[dict]:
     points += [{"step": step, "series": series, "value": float(record["value"])}
                for (step, series), record in evaluations.items()]
     return points
+
+
+# ---------------------------------------------------------------------------------------
+# Method directories (bench.evaluation.method_dir): a method's scores, read like a run's
+
+def _method_dirs(root: Path) -> list[tuple[str, Path, Path]]:
+    """(group, its folder, method directory) of every method directory under ``root``, outside run directories.
+
+    Its group is that of the ablation whose folder holds it (an ablation.yaml above it, up to ``root``), else
+    its parent folder's path, as a run's."""
+    found: list[tuple[str, Path, Path]] = []
+    pending = [root]
+    while pending:
+        folder = pending.pop()
+        if is_method_dir(folder):
+            found.append((*_method_group(root, folder), folder))
+        elif not is_run_dir(folder):
+            pending += [p for p in folder.iterdir() if p.is_dir() and p.name not in SKIPPED_FOLDERS
+                        and not p.name.startswith(".")]
+    return sorted(found, key=lambda entry: entry[2])
+
+
+def _method_group(root: Path, method_dir: Path) -> tuple[str, Path]:
+    for folder in [method_dir.parent, *method_dir.parent.parents]:
+        if folder != root and root not in folder.parents:
+            break
+        ablation = _read_snapshot(folder) if (folder / "ablation.yaml").exists() else None
+        if ablation is not None:
+            return ablation.name, folder
+    parent = method_dir.parent
+    return (root.name if parent == root else parent.relative_to(root).as_posix()), parent
+
+
+def _method_rows(root: Path, group: str, method_dir: Path) -> list[dict]:
+    """One row per metric of the method directory's records, in the state ``scored`` (a warning and the state
+    ``broken`` when its method.yaml or metrics.jsonl cannot be read, ``incomplete`` without its DONE)."""
+    identity = {"ablation": group, "run_id": method_dir.name, "run_dir": method_dir.relative_to(root).as_posix(),
+                "config_id": None, "seed": math.nan, "state": SCORED_STATE, "last_step": None, "total_steps": None,
+                "is_baseline": False, "method": None}
+    try:
+        method = read_method(method_dir)
+        records = _read_records(method_dir / METRICS_FILE)
+    except ConfigError as err:
+        _warn(f"{err}; the method directory is collected as broken")
+        return [{**identity, "state": "broken"}]
+    identity.update(run_id=str(method.get("run_id") or method_dir.name), method=method["name"])
+    if not is_finished(method_dir):
+        _warn(f"{method_dir}: no DONE (not written by colorbench score, or damaged); collected as incomplete")
+        identity["state"] = "incomplete"
+    rows = [{**identity, **_metric_fields(record, identity)} for record in _latest_records(records)]
+    return rows or [identity]
 
 
 # ---------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import math
 import pandas as pd
 
 from bench.evaluation.baselines import GREY_INPUT_LABEL, NOT_RECORDED
+from bench.evaluation.fingerprint import COLUMN_FIELDS, TABLE_FIELDS
 from bench.report.analysis import SECTION_COLUMNS, Analysis, better
 from bench.report.published import PublishedTable, comparability, format_published
 from bench.report.stats import LEVEL
@@ -98,17 +99,18 @@ def latex(analysis: Analysis) -> str:
         places = {m: decimals(summary.loc[summary["metric"] == m, "mean"]) for m in metrics}
         significant = _significant(analysis.comparisons, key)
         first = summary.iloc[0]
-        caption = (f"{_tex(analysis.design.name)}: {_tex(_section_title(key, first))}. Mean $\\pm$ std over seeds "
+        caption = (f"{tex_escape(analysis.design.name)}: {tex_escape(_section_title(key, first))}. Mean $\\pm$ std "
+                   "over seeds "
                    f"(n per variant in the second column); $^*$: the {LEVEL * 100:.0f}\\% interval of the difference "
                    "from the baseline excludes 0. Last row: the grey input ($a = b = 0$) scored on the same test "
                    "images.")
-        header = ["Variant", "$n$"] + [_tex(m) + {True: " $\\uparrow$", False: " $\\downarrow$"}.get(better(m), "")
-                                       for m in metrics]
+        header = ["Variant", "$n$"] + [tex_escape(m) + {True: " $\\uparrow$", False: " $\\downarrow$"}.get(
+            better(m), "") for m in metrics]
         rows = []
         for variant, rows_of_variant in summary.groupby("variant_position", sort=True):
             cells = {r["metric"]: r for _, r in rows_of_variant.iterrows()}
             row0 = rows_of_variant.iloc[0]
-            name = _tex(row0["variant"]) + (" (baseline)" if row0["is_baseline"] else "")
+            name = tex_escape(row0["variant"]) + (" (baseline)" if row0["is_baseline"] else "")
             values = []
             for m in metrics:
                 if m not in cells:
@@ -237,9 +239,31 @@ def _section(analysis: Analysis, key: tuple, summary: pd.DataFrame) -> list[str]
         lines.append(f"| {name} | {row0['seeds']} | " + " | ".join(values) + " |")
     lines += _grey_input_lines(analysis, key, metrics, places)
     lines.append("")
+    lines += _protocol_differences(_in_section(analysis.reported, key))
     lines += _differences(analysis, key, places, int(summary["n_seeds"].min()))
     lines += _choices(analysis, key)
     return lines
+
+
+def _protocol_differences(rows: pd.DataFrame) -> list[str]:
+    """A warning naming the protocol fingerprint fields (:mod:`bench.evaluation.fingerprint`) in which the runs
+    compared in a section differ, with their values; none when they agree (or records hold no fingerprint)."""
+    differing = []
+    for field in TABLE_FIELDS:
+        values = sorted(set(rows[f"fingerprint.{field}"].dropna())) if f"fingerprint.{field}" in rows else []
+        if len(values) > 1:
+            differing.append(f"{field} ({', '.join(values)})")
+    for metric, of_metric in rows.groupby("metric", sort=False):
+        for field in COLUMN_FIELDS:
+            column = f"fingerprint.{field}"
+            values = sorted(set(of_metric[column].dropna())) if column in of_metric else []
+            if len(values) > 1:
+                differing.append(f"{metric}'s {field} ({', '.join(values)})")
+    if not differing:
+        return []
+    return [f"**Warning: the runs compared here were scored under different protocols**, differing in: "
+            f"{'; '.join(differing)}.  Their numbers are not like for like (`colorbench leaderboard` keeps them "
+            "apart).", ""]
 
 
 def _grey_note(grey: pd.DataFrame) -> str:
@@ -272,7 +296,7 @@ def _grey_input_tex(analysis: Analysis, key: tuple, metrics: list[str], places: 
     name = "grey input ($a = b = 0$)"
     if grey.empty:
         why = analysis.grey_input_missing.get(key, NOT_RECORDED)
-        return f"{name} & -- & \\multicolumn{{{len(metrics)}}}{{l}}{{{_tex(why)}}} \\\\"
+        return f"{name} & -- & \\multicolumn{{{len(metrics)}}}{{l}}{{{tex_escape(why)}}} \\\\"
     cells = {r["metric"]: r for _, r in grey.iterrows()}
     values = [number(cells[m]["value"], places[m]) if m in cells else "--" for m in metrics]
     return " & ".join([name, "--"] + values) + " \\\\"
@@ -449,7 +473,8 @@ _TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "
                 "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
 
 
-def _tex(text: str) -> str:
+def tex_escape(text: str) -> str:
+    """``text`` with LaTeX's special characters escaped."""
     return "".join(_TEX_ESCAPES.get(ch, ch) for ch in str(text))
 
 
