@@ -1,4 +1,5 @@
 """Method directories read like runs (aggregate, report) and ``colorbench leaderboard``: one table per protocol."""
+import itertools
 import json
 import shutil
 
@@ -106,7 +107,7 @@ def test_ranks_and_overlaps_follow_the_means_and_intervals(results):
     assert de2000["rank"].tolist() == [1 + sum(m < mean for m in means) for mean in means]
     assert de2000["rank"].nunique() == len(de2000) - 1
     rows = ordered.to_dict("records")
-    for row, following in zip(rows, rows[1:]):
+    for row, following in itertools.pairwise(rows):
         def interval(r):
             return (r["mean"], r["mean"]) if np.isnan(r["ci_low"]) else (r["ci_low"], r["ci_high"])
         (low, high), (next_low, next_high) = interval(row), interval(following)

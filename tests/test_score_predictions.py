@@ -272,7 +272,7 @@ def test_mean_photo_and_label_map_baselines_of_the_paired_task(tmp_path):
     assert (mean == torch.from_numpy(expected)).all() and mean.shape == (4, 3, 32, 32)
     folders = score_baselines(config, tmp_path / "baselines")
     assert [f.name for f in folders] == ["label_map", "mean_photo"]
-    record = list(rundir.read_jsonl(folders[1] / "metrics.jsonl"))[0]
+    record = next(iter(rundir.read_jsonl(folders[1] / "metrics.jsonl")))
     targets = data.test.permute(0, 2, 3, 1).numpy()
     assert record["per_image"] == pytest.approx([psnr(expected.transpose(1, 2, 0), t) for t in targets], rel=1e-6)
     with pytest.raises(ConfigError, match="--keep-input-luminance: only for colourisation; data.task is paired"):
@@ -405,6 +405,17 @@ def test_bad_score_options_are_one_line_exit_2(argv, message, finished_run, tmp_
     err = capsys.readouterr().err
     assert code == 2 and message in err, err
     assert not results.exists()
+
+
+def test_an_out_folder_that_is_no_method_directory_is_refused(finished_run, tmp_path, capsys):
+    out = tmp_path / "notes"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep me")
+    assert main(["score", "--baseline", "grey_input", "--config", str(finished_run / "config.yaml"),
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"colorbench: error: {out}: exists and is not a method directory; choose another --out or remove it\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes"] and [p.name for p in out.iterdir()] == ["mine.txt"]
 
 
 def test_an_interrupted_write_leaves_the_old_method_directory_whole(image_folder, tmp_path, monkeypatch):

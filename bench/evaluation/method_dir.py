@@ -46,8 +46,7 @@ def write_method_dir(folder: Path, method: dict, records: list[dict]) -> Path:
     ConfigError naming it, and nothing is written.
     """
     folder = Path(folder)
-    if folder.exists() and not (folder.is_dir() and (is_method_dir(folder) or not any(folder.iterdir()))):
-        raise ConfigError(f"{folder}: exists and is not a method directory; choose another --out or remove it")
+    check_target(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = _new_folder(folder, "tmp")
     try:
@@ -60,6 +59,12 @@ def write_method_dir(folder: Path, method: dict, records: list[dict]) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return folder
+
+
+def check_target(folder: Path) -> None:
+    """ConfigError naming ``folder`` unless a method directory may be written there (absent, empty, or one)."""
+    if folder.exists() and not (folder.is_dir() and (is_method_dir(folder) or not any(folder.iterdir()))):
+        raise ConfigError(f"{folder}: exists and is not a method directory; choose another --out or remove it")
 
 
 def _replace(staging: Path, folder: Path) -> None:

@@ -38,7 +38,14 @@ from bench.data.items import ITEM_RESIZE
 from bench.data.prepare import PreparedData
 from bench.evaluation.baselines import BASELINES, Baseline
 from bench.evaluation.fingerprint import LOSSY_FORMATS, Outputs, list_hash
-from bench.evaluation.method_dir import BASELINE_SOURCE, METHOD_SOURCE, is_finished, read_method, write_method_dir
+from bench.evaluation.method_dir import (
+    BASELINE_SOURCE,
+    METHOD_SOURCE,
+    check_target,
+    is_finished,
+    read_method,
+    write_method_dir,
+)
 from bench.evaluation.predictions import RESIZERS, PredictionError, read_predictions
 from bench.evaluation.score_run import dataset_fields
 from bench.evaluation.scoring import ScoringSetup, dataset_identity, metric_records, scoring_setup
@@ -99,6 +106,7 @@ def score_predictions(predictions: str | Path, config: RunConfig, out: str | Pat
     directory ``out`` (see the module and :mod:`bench.evaluation.predictions`)."""
     predictions = Path(predictions)
     _check_split(split)
+    check_target(Path(out))  # before minutes of scoring, not after
     if keep_input_luminance and config.data.task != "colourise":
         raise ConfigError(f"--keep-input-luminance: only for colourisation; data.task is {config.data.task} "
                           "(the input is no grey photo)")
@@ -129,6 +137,7 @@ def score_baseline(key: str, config: RunConfig, out: str | Path, *, split: str =
     """Score the trivial baseline ``key`` on ``split`` of ``config``'s data into the method directory ``out``."""
     baseline = _baseline(key, config)
     _check_split(split)
+    check_target(Path(out))
     data = prepare_data(config.data)
     method = _baseline_method(baseline, config, data, split)
     records = _baseline_records(baseline, config, data, split, stand_ins)

@@ -96,6 +96,7 @@ def _scored_rows(frame: pd.DataFrame, dataset: str | None, split: str, metrics: 
         keep &= frame["metric"].isin(metrics)
     rows = frame[keep].copy()
     rows[["resolution", "n_images"]] = rows[["resolution", "n_images"]].astype(str)
+    rows["config_id"] = rows["config_id"].fillna(rows["run_id"])  # a run whose config.yaml is gone: a group alone
     source = rows["source"].fillna("train")
     run_names = _run_group_names(rows[~source.isin([METHOD_SOURCE, BASELINE_SOURCE, GREY_INPUT_SOURCE])])
     kinds, names, keys = [], [], []
