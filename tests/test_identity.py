@@ -215,20 +215,23 @@ def test_a_results_folder_finds_runs_whose_data_is_gone_by_hash_and_seed(photos,
 def test_the_config_hash_is_sha256_of_the_sorted_compact_json_of_the_identity_fields():
     import dataclasses
 
-    def fields(section):  # written out here: every field not marked identity=False, sections nested
-        out = {}
+    def fields(section):  # written out here: every field not marked identity=False, sections nested, and a
+        out = {}          # field added after runs existed (hashed_at_default=False) only when not at its default
         for f in dataclasses.fields(section):
             value = getattr(section, f.name)
             if dataclasses.is_dataclass(value):
                 if nested := fields(value):
                     out[f.name] = nested
-            elif f.metadata["identity"]:
+            elif f.metadata["identity"] and (f.metadata["hashed_at_default"] or value != f.default):
                 out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
-    config = load_config(None, ["loss.lambda_rec=7.5", "optim.betas=[0.5, 0.9]"])
-    canonical = json.dumps(fields(config), sort_keys=True, separators=(",", ":"))
-    assert config_hash(config) == hashlib.sha256(canonical.encode()).hexdigest()[:12]
+    for overrides in (["loss.lambda_rec=7.5", "optim.betas=[0.5, 0.9]"], ["compute.channels_last=true"]):
+        config = load_config(None, overrides)
+        canonical = json.dumps(fields(config), sort_keys=True, separators=(",", ":"))
+        assert config_hash(config) == hashlib.sha256(canonical.encode()).hexdigest()[:12]
     assert "seed" not in fields(config) and "root" not in fields(config)["data"]
+    assert "compute" not in fields(load_config(None, []))  # at its defaults: earlier runs keep their ids
+    assert fields(config)["compute"] == {"channels_last": True}
 
 
 def test_the_config_id_is_read_back_from_a_run_id():

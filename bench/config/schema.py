@@ -31,13 +31,18 @@ class ConfigError(ValueError):
     """A configuration value, key or file is invalid; the message names it."""
 
 
-def _meta(identity: bool = True, doc: str = "") -> dict:
-    return {"identity": identity, "doc": doc}
+def _meta(identity: bool = True, doc: str = "", hashed_at_default: bool = True) -> dict:
+    return {"identity": identity, "doc": doc, "hashed_at_default": hashed_at_default}
 
 
-def knob(default: Any, doc: str, identity: bool = True) -> Any:
-    """A config field with its documentation and whether it is part of the config id."""
-    return field(default=default, metadata=_meta(identity, doc))
+def knob(default: Any, doc: str, identity: bool = True, hashed_at_default: bool = True) -> Any:
+    """A config field with its documentation and whether it is part of the config id.
+
+    ``hashed_at_default=False`` (an identity field added after runs existed): the config hash
+    leaves the field out while it has its default value, so every earlier run keeps its id,
+    and includes it once it is set to anything else.
+    """
+    return field(default=default, metadata=_meta(identity, doc, hashed_at_default))
 
 
 LEAKY_SLOPE = 0.2  # pix2pix's LeakyReLU negative slope, in the U-Net's encoder and in the PatchGAN
@@ -268,6 +273,21 @@ class EvalConfig:
             raise ConfigError(f"eval.metrics: {list(self.metrics)} names a metric twice")
 
 
+@dataclass(frozen=True)
+class ComputeConfig:
+    """How a run computes on its device (docs/performance.md, "The GPU path"); precision is the top-level key."""
+
+    channels_last: bool = knob(
+        False, "networks and batches in channels-last (NHWC) memory layout: the same arithmetic through other "
+        "convolution kernels, so the last digits change (part of the config id when true)", hashed_at_default=False)
+    training_images: Literal["auto", "device", "host"] = knob(
+        "auto", "where the prepared uint8 training images live and each batch is cropped and flipped: device = in "
+        "the device's memory, cropped there by one gather (on the CPU: the same gather on CPU tensors); host = in CPU "
+        "memory, cropped there and copied to a GPU from pinned memory without blocking; auto = device on CUDA when "
+        "they take at most a quarter of its free memory, else host. The batches are the same bytes either way "
+        "(speed only)", identity=False)
+
+
 TrackerName = Literal["none", "tensorboard", "wandb", "mlflow"]
 
 
@@ -297,10 +317,14 @@ class RunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
     colour_space: Literal["lab", "rgb", "lab_l100_ab128"] = knob(
         "lab", "lab: predict ab from L (pix2pix: L/50-1, ab/110); rgb: predict RGB in [-1, 1] from L (L/50-1); "
         "lab_l100_ab128: predict ab/128 (in [-1, 1]) from L/100 (in [0, 1])")
-    precision: Literal["fp32", "bf16"] = knob("fp32", "bf16 = autocast to bfloat16")
+    precision: Literal["fp32", "bf16", "tf32"] = knob(
+        "fp32", "fp32 = IEEE float32 (on CUDA TF32 off in matmuls and cuDNN convolutions); bf16 = autocast to "
+        "bfloat16; tf32 = CUDA only: float32 tensors, TF32 tensor-core matmuls and convolutions (inputs rounded to a "
+        "10-bit mantissa)")
     seed: int = knob(0, "seed of initialisation, data order, augmentation and dropout", identity=False)
     device: Literal["auto", "cpu", "cuda"] = knob("auto", "auto = cuda when available", identity=False)
     log_every: int = knob(50, "write a stats.jsonl record every this many steps", identity=False)

@@ -45,12 +45,7 @@ def augment(images: torch.Tensor, augmentation: str, size: int, generator: torch
     if augmentation == "none" and rows is None:
         return images
     picked = list(range(len(images))) if rows is None else rows.tolist()
-    n = len(picked)
-    # Offsets are drawn before flips, as (B, 2) then (B,), whichever augmentations are on.
-    offsets = (torch.randint(0, side - size + 1, (n, 2), generator=generator, device=generator.device).tolist()
-               if "jitter" in augmentation else [(0, 0)] * n)
-    flips = ((torch.rand(n, generator=generator, device=generator.device) < 0.5).tolist()
-             if "flip" in augmentation else [False] * n)
+    offsets, flips = draw_crops(len(picked), augmentation, side, size, generator)
     # One numpy copy per output pixel: for images this small torch's parallel copy kernels
     # spend longer waking their threads than copying, worst on a busy machine.
     source = images.numpy()
@@ -64,3 +59,47 @@ def augment(images: torch.Tensor, augmentation: str, size: int, generator: torch
 def _check_augmentation(augmentation: str) -> None:
     if augmentation not in AUGMENTATIONS:
         raise ValueError(f"augmentation: got {augmentation!r}; allowed: {', '.join(AUGMENTATIONS)}")
+
+
+def draw_crops(n: int, augmentation: str, side: int, size: int,
+               generator: torch.Generator) -> tuple[list[tuple[int, int]], list[bool]]:
+    """The (top, left) crop offset and the flip of each of ``n`` samples, drawn from ``generator``.
+
+    Offsets are drawn before flips, as (n, 2) then (n,), whichever augmentations are on: the
+    one sequence of draws that :func:`augment` and :func:`crop_on_device` share.
+    """
+    _check_augmentation(augmentation)
+    offsets = (torch.randint(0, side - size + 1, (n, 2), generator=generator, device=generator.device).tolist()
+               if "jitter" in augmentation else [(0, 0)] * n)
+    flips = ((torch.rand(n, generator=generator, device=generator.device) < 0.5).tolist()
+             if "flip" in augmentation else [False] * n)
+    return [tuple(offset) for offset in offsets], flips
+
+
+def crop_on_device(images: torch.Tensor, rows: torch.Tensor, augmentation: str, size: int,
+                   generator: torch.Generator) -> torch.Tensor:
+    """:func:`augment` of the ``rows`` of a uint8 (N, C, S, S) tensor on any device, as one gather there.
+
+    The crops and flips are drawn on the CPU from ``generator`` (:func:`draw_crops`, the same
+    draws as :func:`augment`), then every output pixel is read from ``images`` by one indexing
+    kernel on its device, so a training set kept in GPU memory is cropped and flipped there;
+    the batch equals :func:`augment`'s bit for bit (it only copies bytes).
+    """
+    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[2] != images.shape[3]:
+        raise ValueError(f"crop_on_device: expected a uint8 (N, C, S, S) tensor; got {images.dtype} "
+                         f"{tuple(images.shape)}")
+    side = images.shape[-1]
+    if ("jitter" in augmentation and side < size) or ("jitter" not in augmentation and side != size):
+        raise ValueError(f"crop_on_device: {augmentation!r} cannot make {size}x{size} batches of {side}x{side} images")
+    offsets, flips = draw_crops(len(rows), augmentation, side, size, generator)
+    device = images.device
+    offsets_t = torch.tensor(offsets, dtype=torch.long).reshape(-1, 2).to(device)
+    flipped = torch.tensor(flips, dtype=torch.bool).to(device)
+    span = torch.arange(size, device=device)
+    top, left = offsets_t[:, :1], offsets_t[:, 1:]
+    ys = top + span  # (B, size)
+    xs = torch.where(flipped[:, None], left + (size - 1 - span), left + span)  # (B, size)
+    channels = torch.arange(images.shape[1], device=device)
+    picked = rows.to(device=device, dtype=torch.long)
+    return images[picked[:, None, None, None], channels[None, :, None, None], ys[:, None, :, None],
+                  xs[:, None, None, :]]

@@ -4,7 +4,9 @@
     run id    = <config id>-s<seed>         one run, and the name of its directory
 
 The config hash covers the result-affecting config fields (those not marked
-``identity=False`` in ``bench.config``).
+``identity=False`` in ``bench.config``); a field marked ``hashed_at_default=False`` (added
+after runs existed, such as ``compute.channels_last``) enters it only when set to something
+other than its default, so the runs made before it keep their ids.
 The data id covers what the data *is*, not where it lies: 8 hex digits of a sha256 over
 each candidate image of the train and test splits, in order (its split, the sha256 of its
 file's bytes, its crop box and paired box), and over the sha256 of the weights file the
@@ -48,6 +50,8 @@ def _identity_dict(config: Any) -> dict:
             if section := _identity_dict(value):  # a section of only non-identity fields (log) leaves ids as they were
                 out[f.name] = section
         elif f.metadata.get("identity", True):
+            if not f.metadata.get("hashed_at_default", True) and value == f.default:
+                continue  # a field added later: at its default every earlier run keeps its id
             out[f.name] = list(value) if isinstance(value, tuple) else value
     return out
 

@@ -26,6 +26,9 @@ from bench.config import ConfigError
 if TYPE_CHECKING:
     import torch
 
+# Set by a packed array task (bench.sweep.job) in each of its runs' processes: "<slot>/<runs per task>".
+PACK_VARIABLE = "COLORBENCH_PACKED"
+
 # /proc/cpuinfo flags that select different CPU kernels in ATen, oneDNN or MKL (in this order)
 ISA_FLAGS = ("sse4_2", "avx", "f16c", "fma", "avx2", "avx_vnni", "avx512f", "avx512dq", "avx512bw", "avx512vl",
              "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8")
@@ -80,11 +83,22 @@ def gpu_info(device: Any) -> dict[str, Any]:
     index = device.index if device.index is not None else torch.cuda.current_device()
     major, minor = torch.cuda.get_device_capability(index)
     return {"name": torch.cuda.get_device_name(index), "capability": f"{major}.{minor}",
+            "memory_gib": round(torch.cuda.get_device_properties(index).total_memory / 2 ** 30, 1),
             "driver": _nvidia_driver(index), "cuda": torch.version.cuda,
             "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
             "cudnn_deterministic": torch.backends.cudnn.deterministic,
             "cudnn_benchmark": torch.backends.cudnn.benchmark,
-            "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "tf32_cudnn": torch.backends.cudnn.allow_tf32}
+            "tf32_matmul": read_flag(lambda: torch.backends.cuda.matmul.allow_tf32),
+            "tf32_cudnn": read_flag(lambda: torch.backends.cudnn.allow_tf32)}
+
+
+def read_flag(read: Any) -> Any:
+    """A torch backend flag, or why it cannot be read (torch refuses to read a TF32 flag that its newer
+    ``fp32_precision`` settings made ambiguous)."""
+    try:
+        return read()
+    except RuntimeError as err:
+        return f"unknown ({str(err).splitlines()[0][:80]})"
 
 
 def visible_gpus(environ: dict[str, str] | None = None, driver_dir: str | Path = "/proc/driver/nvidia/gpus") -> int:
@@ -165,8 +179,10 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-def environment(device: torch.device) -> dict:
-    """Code version and software/hardware the run executes on."""
+def environment(device: torch.device, gpu_path: dict | None = None) -> dict:
+    """Code version and software/hardware the run executes on; ``gpu_path``: the run's GPU-path settings
+    (``bench.training.gpu_path.record``: precision, memory format, where batches are made, cuDNN, TF32,
+    determinism, packing), recorded as they are in force."""
     import torch  # here, not at the top: the sweep's job module and `colorbench status` read run directories
     import torchvision
 
@@ -185,4 +201,5 @@ def environment(device: torch.device) -> dict:
         "torch_threads": torch.get_num_threads(),
         "hostname": socket.gethostname(),
         **describe(device),  # CPU model and ISA, math libraries and their pinned code paths, GPU
+        "gpu_path": gpu_path,
     }

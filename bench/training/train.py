@@ -12,7 +12,6 @@ are damaged is refused with one line naming the file, never continued into a mix
 """
 from __future__ import annotations
 
-import functools
 import math
 import re
 import time
@@ -30,7 +29,7 @@ from bench.config.yamlio import (  # colorbench's one YAML reader: no aliases (b
     dumps,
     read,
 )
-from bench.data import augment, prepare_data
+from bench.data import prepare_data
 from bench.data.fingerprint import data_fingerprint
 from bench.evaluation.baselines import is_grey_input, record_grey_input
 from bench.evaluation.outputs import evaluation_outputs, save_sample_grid
@@ -40,10 +39,13 @@ from bench.run import reproducible, rundir
 from bench.run.checkpoint import CHECKPOINT_FILE, FINISHED_CHECKPOINT_KEYS, load_checkpoint, save_checkpoint
 from bench.run.identity import config_id, data_id_of, run_id
 from bench.run.machine import environment, resolve_device
-from bench.run.randomness import derived_seed, rng_state, seed_all, set_rng_state
+from bench.run.randomness import rng_state, seed_all, set_rng_state
 from bench.training.allocator import retain_freed_memory
+from bench.training.batches import TrainingImages, training_batch  # noqa: F401 - training_batch: re-exported
+from bench.training.gpu_path import configure_math, place_networks
+from bench.training.gpu_path import record as gpu_path_record
 from bench.training.schedules import build_scheduler
-from bench.training.step import TrainingFailed, train_step
+from bench.training.step import TrainingFailed, build_optimizer, train_step  # noqa: F401 - re-exported
 from bench.training.trackers import Trackers, open_trackers
 
 
@@ -114,7 +116,8 @@ def _train(config: RunConfig, fingerprint: dict, data_id: str, run_dir: Path, st
         raise TrainingFailed(f"{run_dir}: the run failed before (see {run_dir / 'FAILED'}); "
                              "delete that file to run it again")
     device = resolve_device(config.device)
-    _claim_run_dir(run_dir, config, fingerprint, data_id, device)
+    configure_math(config, device)  # cuDNN, TF32, determinism (bench/training/gpu_path.py); tf32 off CUDA fails here
+    claimed = _claim_run_dir(run_dir, config, fingerprint, data_id, device)
     checkpoint = _own_checkpoint(run_dir, run)  # before the data: a foreign or damaged one fails fast
     if device.type == "cpu":
         retain_freed_memory()  # page faults cost ~10 % of a CPU step otherwise (bench/training/allocator.py)
@@ -124,13 +127,13 @@ def _train(config: RunConfig, fingerprint: dict, data_id: str, run_dir: Path, st
 
     seed_all(config.seed)  # torch draws the initial weights; python and numpy only for reproducible checkpoints
     generator, discriminator = build_networks(config)
-    generator.to(device)
-    if discriminator is not None:
-        discriminator.to(device)
+    place_networks(config, device, generator, discriminator)  # on the device, in the run's memory format
     opt_g = build_optimizer(generator, config)
     opt_d = build_optimizer(discriminator, config) if discriminator is not None else None
 
-    train_images = data.network_images("train", config.data.task)
+    train_images = TrainingImages(data.network_images("train", config.data.task), config, device)
+    if claimed:
+        _record_gpu_path(run_dir, config, device, train_images.placement)
     n_train = len(train_images)
     steps_per_epoch = math.ceil(n_train / config.data.batch_size)
     total_steps = config.optim.steps or config.optim.epochs * steps_per_epoch
@@ -150,8 +153,8 @@ def _train(config: RunConfig, fingerprint: dict, data_id: str, run_dir: Path, st
     generator.train()
     while step < last_step:
         epoch = plan.epoch(step)
-        batch = training_batch(train_images, config, epoch, step - epoch * steps_per_epoch, step)
-        losses = train_step(batch.to(device, non_blocking=True), generator, discriminator, opt_g, opt_d, config,
+        batch = train_images.batch(epoch, step - epoch * steps_per_epoch, step)  # on the device
+        losses = train_step(batch, generator, discriminator, opt_g, opt_d, config,
                              adversarial=discriminator is not None and epoch >= config.optim.warmup_epochs,
                              run_dir=run_dir, step=step)
         _step_schedulers(sched_g, sched_d)
@@ -208,13 +211,6 @@ def _step_schedulers(*schedulers) -> None:
                 scheduler.step()
 
 
-def build_optimizer(model: torch.nn.Module, config: RunConfig) -> torch.optim.Adam:
-    """Adam of G or D with the run's learning rate and betas."""
-    # The fused kernel updates all parameters in one pass (CPU and CUDA): the same Adam
-    # arithmetic as the per-parameter loop, several times faster on unet_256's 54 M weights.
-    return torch.optim.Adam(model.parameters(), lr=config.optim.lr, betas=config.optim.betas, fused=True)
-
-
 # Files a run writes after its config.yaml: one of them without config.yaml is a directory whose
 # config.yaml was deleted, so which run they belong to can no longer be checked.
 _RUN_FILES = (CHECKPOINT_FILE, "stats.jsonl", "metrics.jsonl", "data_manifest.json", "samples", "DONE", "FAILED")
@@ -251,16 +247,26 @@ def _done_summary(run_dir: Path, run: str) -> dict:
     return summary
 
 
-def _claim_run_dir(run_dir: Path, config: RunConfig, fingerprint: dict, data_id: str, device: torch.device) -> None:
-    """Write config.yaml on first use (:func:`_check_run_dir` has refused a directory of another run)."""
+def _claim_run_dir(run_dir: Path, config: RunConfig, fingerprint: dict, data_id: str, device: torch.device) -> bool:
+    """Write config.yaml on first use (:func:`_check_run_dir` has refused a directory of another run); True if
+    this call wrote it."""
     path = run_dir / "config.yaml"
     if path.exists():
-        return
+        return False
     record = {"run_id": run_id(config, data_id), "config_id": config_id(config, data_id), "data_id": data_id,
               "seed": config.seed, "config": config_to_dict(config),
               "data": {"images": len(fingerprint["images"]), "weights_sha256": fingerprint["weights"]},
-              "environment": environment(device)}
+              "environment": environment(device, gpu_path_record(config, device))}
     rundir.write_text(path, dumps(record))  # never anchors: colorbench's reader refuses them
+    return True
+
+
+def _record_gpu_path(run_dir: Path, config: RunConfig, device: torch.device, placement: str) -> None:
+    """Complete the config.yaml this call claimed with where the batches are made (known once the data is)."""
+    path = run_dir / "config.yaml"
+    record = read(path)
+    record["environment"]["gpu_path"] = gpu_path_record(config, device, placement)
+    rundir.write_text(path, dumps(record))
 
 
 def _own_checkpoint(run_dir: Path, run: str) -> dict | None:
@@ -317,21 +323,6 @@ def _save(run_dir: Path, parts: dict, step: int, run: str, stats: "_StatsWindow"
     state = {name: part.state_dict() for name, part in parts.items()}
     state.update(step=step, rng=rng_state(), run_id=run, stats=stats.state())
     save_checkpoint(run_dir / CHECKPOINT_FILE, state)
-
-
-def training_batch(images: torch.Tensor, config: RunConfig, epoch: int, index: int, step: int) -> torch.Tensor:
-    """Batch ``index`` of ``epoch`` of uint8 ``images``: order from (seed, epoch), augmentation from (seed, step)."""
-    order = _epoch_order(config.seed, epoch, len(images))
-    size = config.data.batch_size
-    rng = torch.Generator().manual_seed(derived_seed(config.seed, "augment", step))
-    return augment(images, config.data.augmentation, config.data.image_size, rng,
-                   rows=order[index * size:(index + 1) * size])
-
-
-@functools.lru_cache(maxsize=2)
-def _epoch_order(seed: int, epoch: int, n_images: int) -> torch.Tensor:
-    """The permutation of an epoch (computed once per epoch, not once per batch; never modified)."""
-    return torch.randperm(n_images, generator=torch.Generator().manual_seed(derived_seed(seed, "order", epoch)))
 
 
 class _StatsWindow:
