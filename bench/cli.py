@@ -232,7 +232,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     options = SweepOptions(executor=args.executor, dry_run=args.dry_run, max_parallel=args.max_parallel,
                            results=args.results, overrides=args.overrides, profile=args.profile,
                            rerun_failed=args.rerun_failed, max_num_timeout=args.max_num_timeout, wait=args.wait,
-                           skip_missing_data=args.skip_missing_data)
+                           skip_missing_data=args.skip_missing_data, runs_per_task=args.runs_per_task)
     try:
         return sweep_command(args.file, options)
     except SubmissionError as err:
@@ -464,6 +464,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true", help="slurm: stay until every submitted run has ended")
     p.add_argument("--skip-missing-data", action="store_true", help="submit the runs whose data is here and skip "
                    "those whose photos or weights file are not (default: refuse the sweep)")
+    p.add_argument("--runs-per-task", type=_int_at_least(1), metavar="K",
+                   help="pack K runs into one job (SLURM array task, or local job), each in its own process, sharing "
+                   "its GPU and CPUs; each keeps its own directory, resume and status (default: slurm.runs_per_task, "
+                   "else 1)")
     _profile_arg(p)
     p.set_defaults(func=cmd_sweep)
 

@@ -17,6 +17,7 @@ from test_sweep import tiny_base
 from bench.cli import main
 from bench.run import rundir
 from bench.run.checkpoint import load_checkpoint
+from bench.run.compare import run_differences
 from bench.sweep.ablation import load_ablation
 from bench.sweep.job import resume_file
 from bench.sweep.results import AblationResults
@@ -173,3 +174,70 @@ def test_status_reports_a_failing_job_with_its_reason_and_stderr(image_folder, t
     job_id = AblationResults(results / "failing").latest_jobs()[bad.run_id]["job_id"]
     assert f"last lines of {results / 'failing' / 'submitit'}" in out and f"{job_id}_0_log.err:" in out
     assert "| bench.data.errors.DatasetError: no usable image" in out
+
+
+def test_two_runs_packed_into_one_array_task_each_keep_their_own_state_and_equal_the_run_alone(image_folder, tmp_path,
+                                                                                               capsys):
+    """slurm.runs_per_task 2: one array task trains both runs, each in its own process; min_side 100000 makes one
+    of them raise DatasetError in its process, and the other finishes equal to the same run swept alone."""
+    slurm = {"time": "0:20:00", "cpus": 1, "mem": "2G", "runs_per_task": 2}
+    base = tiny_base(image_folder, steps=3)
+    path = _write(tmp_path / "packed.yaml", "packed", base, {"data.min_side": [16, 100000]}, slurm=slurm)
+    alone = _write(tmp_path / "alone.yaml", "alone", base, {"data.min_side": [16]})
+    results = tmp_path / "results"
+    assert main(["sweep", str(path), "--executor", "slurm", "--results", str(results), "--wait"]) == 1
+    assert main(["sweep", str(alone), "--executor", "slurm", "--results", str(results), "--wait"]) == 0
+    good, bad = load_ablation(path).runs
+    folder = AblationResults(results / "packed")
+    jobs = folder.latest_jobs()
+    assert jobs[good.run_id]["job_id"] == jobs[bad.run_id]["job_id"]  # one array task ran both
+    assert sorted(jobs[run.run_id]["pack"]["slot"] for run in (good, bad)) == [0, 1]
+    capsys.readouterr()
+
+    assert main(["status", str(results / "packed")]) == 1
+    out = capsys.readouterr().out
+    assert next(line for line in out.splitlines() if line.startswith(good.run_id)).split()[2:4] == ["done", "3/3"]
+    assert next(line for line in out.splitlines() if line.startswith(bad.run_id)).split()[2] == "failed"
+    assert "reason: bench.data.errors.DatasetError: no usable image for the train and test split" in out
+    own = jobs[bad.run_id]
+    assert f"last lines of {Path(own['folder']) / (own['job_id'] + '_0_log.err')}:" in out  # its own process's
+    assert "| bench.data.errors.DatasetError: no usable image" in out
+    job_log = (Path(own["pack"]["job_folder"]) / f"{own['job_id']}_0_log.err").read_text()
+    assert "PackedRunsFailed: 1 of 2 packed runs failed" in job_log
+    assert _job_states(own["job_id"]) == ["FAILED"]  # SLURM records the task as failed
+
+    (run,) = load_ablation(alone).runs
+    assert run.run_id == good.run_id
+    assert run_differences(folder.run_dir(good), AblationResults(results / "alone").run_dir(run)) == []
+
+
+def test_usr2_preempts_a_packed_task_whose_runs_each_save_their_step_and_resume_after_the_requeue(image_folder,
+                                                                                                   tmp_path):
+    base = {**tiny_base(image_folder, steps=150), "eval": {"every_epochs": 0, "n_sample_images": 2}}
+    slurm = {"time": "0:20:00", "cpus": 1, "mem": "2G", "runs_per_task": 2}
+    path = _write(tmp_path / "packed.yaml", "packed", base, {"generator.ngf": [8, 12]}, slurm=slurm)
+    results = tmp_path / "results"
+    assert main(["sweep", str(path), "--executor", "slurm", "--results", str(results)]) == 0
+    runs = load_ablation(path).runs
+    folder = AblationResults(results / "packed")
+    jobs = folder.latest_jobs()
+    (job_id,) = {jobs[run.run_id]["job_id"] for run in runs}
+    stats = [folder.run_dir(run) / "stats.jsonl" for run in runs]
+    _wait(lambda: all(p.exists() and len(list(rundir.read_jsonl(p))) >= 10 for p in stats),
+          "both packed runs to train 10 steps", poll_s=0.2)
+    assert [s.state for s in collect_status(folder, runs)] == ["running", "running"]
+    subprocess.run(["scancel", "--signal=USR2", job_id], check=True, timeout=30)
+
+    for run in runs:
+        status = _wait(lambda: _ended(folder, run), "the preempted packed runs to finish")
+        assert status.state == "done", status.reason
+    job_log = (Path(jobs[runs[0].run_id]["pack"]["job_folder"]) / f"{job_id}_0_log.out").read_text()
+    assert "requeueing 2 packed runs; each resumes from its own checkpoint" in job_log
+    for run, log in zip(runs, stats):
+        own = (Path(jobs[run.run_id]["folder"]) / f"{job_id}_0_log.out").read_text()
+        stopped_at = int(own.split("preempted; stopped at step ")[1].split()[0])
+        assert 10 <= stopped_at < 150 and "resuming from" in own
+        assert [r["step"] for r in rundir.read_jsonl(log)] == list(range(1, 151))  # resumed, not restarted
+    states = _wait(lambda: _job_states(job_id)[-1] == "COMPLETED" and _job_states(job_id),
+                   "SLURM to record the task as completed")
+    assert states == ["REQUEUED", "COMPLETED"]

@@ -57,7 +57,7 @@ TOP_LEVEL_KEYS = ("name", "description", "base", "grid", "seeds", "baseline", "r
                   "reproduce")
 ROLES = ("scientific", "nuisance", "fixed")
 SLURM_KEYS = ("partition", "time", "gpus", "cpus", "mem", "constraint", "account", "qos", "array_parallelism",
-              "max_num_timeout", "signal_delay_s", "extra")
+              "max_num_timeout", "signal_delay_s", "runs_per_task", "extra")
 CONFIG_KEYS = frozenset(key for key, _, _ in describe_fields())
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 SUFFIX_MAX_CHARS = 80
@@ -97,6 +97,7 @@ class SlurmSettings:
     array_parallelism: int | None = None
     max_num_timeout: int = 3  # time-outs (and, with time <= 10 min, preemptions) requeued before a job fails
     signal_delay_s: int = 90  # how long before the time limit the job gets USR2 to checkpoint
+    runs_per_task: int = 1  # runs packed into one array task, each in its own process, sharing its GPU and CPUs
     extra: dict[str, Any] = field(default_factory=dict)  # further sbatch parameters, e.g. {mail-type: END}
 
 
@@ -321,7 +322,7 @@ def _parse_slurm(block: Any, fail) -> SlurmSettings:
                 fail(f"slurm.{key}: got {block[key]!r}; allowed: a non-empty string")
             settings[key] = block[key]
     for key, minimum in (("gpus", 0), ("cpus", 1), ("array_parallelism", 1), ("max_num_timeout", 0),
-                         ("signal_delay_s", 0)):
+                         ("signal_delay_s", 0), ("runs_per_task", 1)):
         if key in block:
             if not _is_int(block[key]) or block[key] < minimum:
                 fail(f"slurm.{key}: got {block[key]!r}; allowed: an integer >= {minimum}")

@@ -87,6 +87,8 @@ def _run_status(run: PlannedRun, run_dir: Path, job: dict | None, phase: str, sc
         status.state = "done"
         return status
     status.step, status.total_steps = _progress(run_dir)
+    if phase in ("pending", "running") and job.get("pack") and _job_result(job) is not None:
+        phase = "ended"  # a packed run whose own process has ended while its neighbours in the job go on
     if phase in ("pending", "running"):
         status.state = phase
         return status

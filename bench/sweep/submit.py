@@ -7,8 +7,11 @@
 * ``debug``: submitit's DebugExecutor, one run after another inside this process.
 
 Every run is its own job, so one failing, diverging or losing its node leaves the others
-running.  Failed and diverged runs are submitted again only with ``rerun_failed``; they
-continue from their last checkpoint.
+running.  With ``runs_per_task`` K > 1 (``--runs-per-task``, or the ablation's
+``slurm.runs_per_task``) K runs share one job, an array task on one GPU, each in its own
+process (``bench.sweep.job.PackedTrainJob``): one failing still leaves the others running.
+Failed and diverged runs are submitted again only with ``rerun_failed``; they continue from
+their last checkpoint.
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ from bench.config import config_to_dict
 from bench.run import reproducible
 from bench.run.machine import visible_gpus
 from bench.sweep.ablation import Ablation
-from bench.sweep.job import TrainJob
+from bench.sweep.job import PackedTrainJob, TrainJob
 from bench.sweep.profiles import FULL
 from bench.sweep.results import AblationResults
 from bench.sweep.status import RunStatus, collect_status, format_table, process_start_time
@@ -57,10 +60,13 @@ class SweepOptions:
     max_num_timeout: int | None = None  # requeues after time-outs; default: the ablation's slurm block
     wait: bool = False  # slurm: stay until the runs have ended
     skip_missing_data: bool = False  # leave out runs whose data is not here instead of refusing the sweep
+    runs_per_task: int | None = None  # runs packed into one job (array task), sharing its GPU; default slurm block's
 
     def __post_init__(self) -> None:
         if self.executor not in EXECUTORS:
             raise ValueError(f"executor: got {self.executor!r}; allowed: {', '.join(EXECUTORS)}")
+        if self.runs_per_task is not None and not (isinstance(self.runs_per_task, int) and self.runs_per_task >= 1):
+            raise ValueError(f"runs_per_task: got {self.runs_per_task!r}; allowed: an integer >= 1")
         object.__setattr__(self, "results", Path(self.results))
         object.__setattr__(self, "overrides", tuple(self.overrides))
 
@@ -128,14 +134,31 @@ def describe_plan(ablation: Ablation, results: AblationResults, plan: SweepPlan,
              f"{len(plan.to_submit)} to submit",
              f"results: {results.root}", format_table(plan.statuses, plan.actions), f"executor: {executor}"]
     timeouts = _max_num_timeout(ablation, options)
+    per_task = runs_per_task(ablation, options, executor)
+    tasks = -(-len(plan.to_submit) // per_task)
+    if per_task > 1:
+        lines.append(f"  {per_task} runs per task, each in its own process, sharing the task's GPU and CPUs: "
+                     f"{tasks} task(s)")
     if executor == "local":
-        parallel = max_parallel or local_parallelism(len(plan.to_submit))
-        lines.append(f"  {parallel} run(s) at a time, {_local_threads(parallel)} torch thread(s) each, "
+        parallel = max_parallel or local_parallelism(tasks, per_task)
+        lines.append(f"  {parallel} {'task(s)' if per_task > 1 else 'run(s)'} at a time, "
+                     f"{_local_threads(parallel, per_task)} torch thread(s) per run, "
                      f"time limit {ablation.slurm.time_min} min, max_num_timeout {timeouts}")
     lines.append("SLURM parameters (submitit AutoExecutor):")
     lines += [f"  {key}: {value}" for key, value in slurm_parameters(ablation, max_parallel).items()]
     lines.append(f"  slurm_max_num_timeout: {timeouts}")
+    if per_task > 1:
+        lines.append(f"  runs_per_task: {per_task} ({_slurm_threads(ablation, per_task) or 'SLURM_CPUS_PER_TASK / K'}"
+                     " torch thread(s) per run)")
     return "\n".join(lines)
+
+
+def runs_per_task(ablation: Ablation, options: SweepOptions, executor: str) -> int:
+    """K, the runs packed into one job: ``--runs-per-task``, else the ablation's ``slurm.runs_per_task``; the debug
+    executor runs one after another in this process (1)."""
+    if executor == "debug":
+        return 1
+    return options.runs_per_task or ablation.slurm.runs_per_task
 
 
 def submit(ablation: Ablation, results: AblationResults, plan: SweepPlan, executor: str,
@@ -150,10 +173,13 @@ def submit(ablation: Ablation, results: AblationResults, plan: SweepPlan, execut
         _set_aside_failure(status.run_dir)
     folder = results.new_submitit_folder()
     timeouts = _max_num_timeout(ablation, options)
+    per_task = runs_per_task(ablation, options, executor)
     if executor == "slurm":
-        _submit_slurm(ablation, results, to_submit, folder, max_parallel, timeouts)
+        _submit_slurm(ablation, results, to_submit, folder, max_parallel, timeouts, per_task)
     elif executor == "local":
-        _run_local(ablation, results, to_submit, folder, max_parallel or local_parallelism(len(to_submit)), timeouts)
+        tasks = -(-len(to_submit) // per_task)
+        _run_local(ablation, results, to_submit, folder, max_parallel or local_parallelism(tasks, per_task), timeouts,
+                   per_task)
     elif executor == "debug":
         _run_debug(results, to_submit, folder)
     else:
@@ -188,58 +214,101 @@ def _job_arguments(status: RunStatus, threads: int | None) -> tuple:
     return config_to_dict(status.run.config), str(status.run_dir), threads, status.run.run_id
 
 
+def _tasks(to_submit: list[RunStatus], per_task: int) -> list[list[RunStatus]]:
+    """The runs in jobs of ``per_task`` (the last one may hold fewer), in the plan's order."""
+    return [to_submit[i:i + per_task] for i in range(0, len(to_submit), per_task)]
+
+
+def packed_folder(folder: Path, status: RunStatus) -> Path:
+    """A packed run's own folder in a sweep's submitit folder: its stdout, stderr and outcome."""
+    return folder / "packed" / status.run.run_id
+
+
+def _submission(task: list[RunStatus], folder: Path, threads: int | None) -> tuple[Any, tuple]:
+    """The callable and arguments of one job: a TrainJob for one run, a PackedTrainJob for several."""
+    if len(task) == 1:
+        return TrainJob(), _job_arguments(task[0], threads)
+    runs = [{"config": config_to_dict(s.run.config), "run_dir": str(s.run_dir), "threads": threads,
+             "run_id": s.run.run_id, "folder": str(packed_folder(folder, s))} for s in task]
+    return PackedTrainJob(), (runs,)
+
+
+def _job_fields(task: list[RunStatus], status: RunStatus, folder: Path) -> dict:
+    """The jobs.jsonl fields that place a run within its job: a packed run's own folder and slot."""
+    if len(task) == 1:
+        return {"folder": str(folder)}
+    return {"folder": str(packed_folder(folder, status)),
+            "pack": {"slot": task.index(status), "size": len(task), "job_folder": str(folder)}}
+
+
+def _slurm_threads(ablation: Ablation, per_task: int) -> int | None:
+    """Torch threads per run of an array task: its CPUs shared by its runs (None: SLURM_CPUS_PER_TASK decides)."""
+    return max(1, ablation.slurm.cpus // per_task) if ablation.slurm.cpus else None
+
+
 def _submit_slurm(ablation: Ablation, results: AblationResults, to_submit: list[RunStatus], folder: Path,
-                  max_parallel: int | None, max_num_timeout: int) -> None:
+                  max_parallel: int | None, max_num_timeout: int, per_task: int = 1) -> None:
+    tasks = _tasks(to_submit, per_task)
     try:
         executor = submitit.AutoExecutor(folder=folder, cluster="slurm", slurm_max_num_timeout=max_num_timeout)
         executor.update_parameters(**slurm_parameters(ablation, max_parallel))
         with executor.batch():
-            jobs = [executor.submit(TrainJob(), *_job_arguments(s, ablation.slurm.cpus)) for s in to_submit]
+            jobs = [executor.submit(*_flat(_submission(task, folder, _slurm_threads(ablation, per_task))))
+                    for task in tasks]
     except (RuntimeError, OSError) as err:  # no srun/sbatch, or sbatch refused (submitit's errors are RuntimeErrors)
         raise SubmissionError(f"submitting {len(to_submit)} runs of {ablation.name} to SLURM failed: {err}") from None
-    for status, job in zip(to_submit, jobs):
-        results.record_job(status.run, executor="slurm", job_id=job.job_id, folder=str(folder))
+    for task, job in zip(tasks, jobs):
+        for status in task:
+            results.record_job(status.run, executor="slurm", job_id=job.job_id, **_job_fields(task, status, folder))
 
 
-def local_parallelism(n_runs: int) -> int:
-    """Local runs at a time by default: one per CPU core (small models train faster on one thread
-    each than one after another on all of them), but one on a machine with a GPU, which they would share."""
+def _flat(submission: tuple[Any, tuple]) -> tuple:
+    function, arguments = submission
+    return (function, *arguments)
+
+
+def local_parallelism(n_tasks: int, runs_per_task: int = 1) -> int:
+    """Local jobs at a time by default: one run per CPU core (small models train faster on one thread
+    each than one after another on all of them), but one job on a machine with a GPU, which they would
+    share (pack runs with ``runs_per_task`` to share it)."""
     if visible_gpus():  # read off the driver: planning and --dry-run import no torch (seconds to load)
         return 1
-    return max(1, min(os.cpu_count() or 1, n_runs))
+    return max(1, min((os.cpu_count() or 1) // runs_per_task, n_tasks))
 
 
-def _local_threads(parallel: int) -> int:
+def _local_threads(parallel: int, runs_per_task: int = 1) -> int:
     """Torch threads per local run, so that parallel runs share the cores instead of fighting over them."""
-    return max(1, (os.cpu_count() or 1) // parallel)
+    return max(1, (os.cpu_count() or 1) // (parallel * runs_per_task))
 
 
 def _run_local(ablation: Ablation, results: AblationResults, to_submit: list[RunStatus], folder: Path,
-               parallel: int, max_num_timeout: int) -> None:
+               parallel: int, max_num_timeout: int, per_task: int = 1) -> None:
     executor = submitit.LocalExecutor(folder=folder, max_num_timeout=max_num_timeout)
     executor.update_parameters(timeout_min=ablation.slurm.time_min, signal_delay_s=ablation.slurm.signal_delay_s)
     sweep = {"pid": os.getpid(), "pid_start": process_start_time(os.getpid())}
-    for status in to_submit:  # queued: pending while this process lives
-        results.record_job(status.run, executor="local", job_id=None, folder=str(folder), **sweep)
-    queue, running = list(to_submit), []
+    queue, running = _tasks(to_submit, per_task), []
+    for task in queue:  # queued: pending while this process lives
+        for status in task:
+            results.record_job(status.run, executor="local", job_id=None, **_job_fields(task, status, folder), **sweep)
     try:
-        with tqdm(total=len(queue), desc=f"sweep {ablation.name}", unit="run", disable=None) as bar:
+        with tqdm(total=len(to_submit), desc=f"sweep {ablation.name}", unit="run", disable=None) as bar:
             while queue or running:
                 while queue and len(running) < parallel:
-                    status = queue.pop(0)
+                    task = queue.pop(0)
                     with _sigint_ignored():
-                        job = executor.submit(TrainJob(), *_job_arguments(status, _local_threads(parallel)))
+                        job = executor.submit(*_flat(_submission(task, folder, _local_threads(parallel, per_task))))
                     pid = int(job.job_id)
-                    results.record_job(status.run, executor="local", job_id=job.job_id, folder=str(folder), pid=pid,
-                                       pid_start=process_start_time(pid))
-                    running.append(job)
+                    for status in task:
+                        results.record_job(status.run, executor="local", job_id=job.job_id, pid=pid,
+                                           pid_start=process_start_time(pid), **_job_fields(task, status, folder))
+                    running.append((job, len(task)))
                 time.sleep(LOCAL_POLL_S)
-                finished = [job for job in running if job.done()]
-                for job in finished:
-                    running.remove(job)
-                    bar.update(1)
+                finished = [entry for entry in running if entry[0].done()]
+                for entry in finished:
+                    running.remove(entry)
+                    bar.update(entry[1])
     except KeyboardInterrupt:
-        _stop_local_jobs([job for job in running if not job.done()], len(queue))
+        _stop_local_jobs([job for job, _ in running if not job.done()], sum(len(task) for task in queue))
         raise
 
 
