@@ -93,7 +93,9 @@ def cmd_params(args: argparse.Namespace) -> int:
     import torch
 
     from bench.models import build_networks, count_parameters
+    from bench.models.memory import check_parameters_fit
     config = _load(args)
+    check_parameters_fit(config)  # before allocating: weights beyond the memory are one line, not an allocator error
     generator, discriminator = build_networks(config)
     rows = [("G", generator), ("D", discriminator)]
     print(f"{'network':8s} {'parameters':>14s} {'MB (fp32)':>10s} {'checkpoint MB':>14s}")
@@ -575,7 +577,8 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(err, (ConfigError, reproducible.ReproducibleModeError)) or _raised(
                 err, "bench.data.errors", "DatasetError"):
             print(f"colorbench: error: {err}", file=sys.stderr)
-            return EXIT_BAD_INPUT
+            cause = _file_system_error(err)  # e.g. the dataset cache on a full disk: the machine's trouble, exit 1
+            return EXIT_FAILED if cause is not None and cause.errno in _environment_errnos() else EXIT_BAD_INPUT
         if _raised(err, "bench.training.train", "TrainingFailed"):
             print(f"colorbench: run failed: {err}", file=sys.stderr)
             return EXIT_FAILED

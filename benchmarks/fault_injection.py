@@ -18,13 +18,32 @@ strike drawn from a seeded RNG):
   malformed-line      a damaged line in the middle of metrics.jsonl
   disk-full           the run directory on a small tmpfs that fills up (needs `mount -t tmpfs`,
                       so root; skipped, with the reason, where it fails), then made larger
+  fifo-log            stats.jsonl of a half-trained run replaced by a FIFO (a reader that opens it
+                      waits forever for a writer)
+  dev-zero-log        metrics.jsonl (stats.jsonl before the first evaluation) a link to /dev/zero (a
+                      reader that reads it never ends)
+  bad-record          a line {"step": "x"} in the middle of stats.jsonl: JSON, not a record
+  binary-log          stats.jsonl overwritten with binary garbage
+  foreign-config      a finished run's config.yaml replaced by another run's (seed 1)
+  foreign-done        a finished run's DONE naming another run
+  foreign-checkpoint-done  a finished run's checkpoint.pt replaced by another run's: train and
+                      eval must both refuse it, metrics.jsonl untouched
+  concurrent-eval     `colorbench eval` while the run trains: refused (the run's lock), nothing
+                      appended to the live metrics.jsonl
+  bad-samples-png     a finished run's last samples grid overwritten with garbage, a link to
+                      /dev/zero or a PNG header of 20000x20000 or 9000x9000 pixels (report)
 
-After the fault the command is run again, as a user would (for a refusal: after doing what
-its message says), to the end; the directory must then equal the reference in every file
-(bench.run.compare.run_differences: stats.jsonl's timing fields, config.yaml's environment and
-DONE's run_dir aside).  One line per trial: trial, fault, outcome (identical / refused with
-the message, then identical / DIFFERENT or UNEXPECTED with what), then a summary.  Exit 1
-when a trial ended DIFFERENT or UNEXPECTED.
+Every run directory lies in an ablation's results folder (an ablation.yaml of one run beside
+it), so that after each damage `colorbench status`, `aggregate` and `report` read it too: they
+must end within their time limit, without a traceback, with their exit codes (status 0 or 1,
+the others 0).  After the fault the command is run again, as a user would (for a refusal:
+after doing what its message says), to the end; the directory must then equal the reference
+in every file (bench.run.compare.run_differences: stats.jsonl's timing fields, config.yaml's
+environment and DONE's run_dir aside).  One line per trial: trial, fault, outcome (identical /
+refused with the message, then identical / DIFFERENT or UNEXPECTED with what), then a summary
+with the commands run, how many hung (killed after their limit) and how many printed a
+traceback.  Exit 1 when a trial ended DIFFERENT or UNEXPECTED, or a command hung or printed a
+traceback.
 """
 from __future__ import annotations
 
@@ -47,9 +66,11 @@ from PIL import Image
 from bench.run.compare import run_differences
 
 FAULTS = ("sigkill", "sigint", "sigterm", "two-writers", "foreign-checkpoint", "deleted-config", "damaged-checkpoint",
-          "garbage-done", "malformed-line", "disk-full")
+          "garbage-done", "malformed-line", "disk-full", "fifo-log", "dev-zero-log", "bad-record", "binary-log",
+          "foreign-config", "foreign-done", "foreign-checkpoint-done", "concurrent-eval", "bad-samples-png")
 LOG_EVERY = 3
 START_TIMEOUT_S = 300
+READER_TIMEOUT_S = 120  # status, aggregate, report of one tiny run: seconds, unless a read never ends
 
 
 class Unexpected(Exception):
@@ -76,7 +97,7 @@ def main() -> int:
     started = time.monotonic()
     print(f"fault injection: {args.trials} trials of a {args.steps}-step run (stats every {LOG_EVERY} steps), "
           f"seed {args.seed}, in {work}", flush=True)
-    rc, err = bench.training.train(bench.evaluation.reference)
+    rc, err = bench.train(bench.reference)
     if rc != 0:
         print(f"the reference run failed (exit {rc}):\n{err}")
         return 1
@@ -84,7 +105,7 @@ def main() -> int:
     try:
         for trial in range(1, args.trials + 1):
             fault = faults[(trial - 1) % len(faults)]
-            run_dir = work / f"trial-{trial:02d}-{fault}"
+            run_dir = bench.trial_run_dir(work / f"trial-{trial:02d}-{fault}")
             t0 = time.monotonic()
             try:
                 outcome = getattr(bench, "fault_" + fault.replace("-", "_"))(run_dir, rng)
@@ -99,8 +120,9 @@ def main() -> int:
     kinds = {kind: sum(o.startswith(kind) for o in outcomes)
              for kind in ("identical", "refused", "skipped", "DIFFERENT", "UNEXPECTED")}
     print(f"summary: {len(outcomes)} trials: " + ", ".join(f"{n} {kind}" for kind, n in kinds.items() if n)
+          + f"; {bench.commands} commands run, {bench.hung} hung, {bench.tracebacks} with a traceback"
           + f"; {time.monotonic() - started:.0f} s")
-    return 1 if kinds["DIFFERENT"] or kinds["UNEXPECTED"] else 0
+    return 1 if kinds["DIFFERENT"] or kinds["UNEXPECTED"] or bench.hung or bench.tracebacks else 0
 
 
 class Bench:
@@ -113,28 +135,83 @@ class Bench:
         self.reference = work / "reference"
         self.mounts: list[Path] = []
         self.env = {**os.environ, "OMP_NUM_THREADS": "1", "COLORBENCH_CACHE": str(work / "cache")}
+        self.commands = self.hung = self.tracebacks = 0
         if not self.images.exists():
             _write_images(self.images)
+        os.environ["COLORBENCH_CACHE"] = self.env["COLORBENCH_CACHE"]  # planning the ablation below hashes the images
+        from bench.config import apply_overrides
+        from bench.sweep.ablation import parse_ablation
+        base = apply_overrides({}, self.overrides())
+        # One run, the reference's config: its directory in an ablation's results folder, for status to read.
+        self.ablation = parse_ablation({"name": "faults", "base": base, "grid": {"generator.ngf": [8]}}, "faults")
+
+    def trial_run_dir(self, folder: Path) -> Path:
+        """The run directory of a trial: the one run of ``folder``, an ablation's results folder."""
+        from bench.sweep.results import AblationResults
+        AblationResults(folder).write_snapshot(self.ablation)
+        return folder / self.ablation.runs[0].dir_name
 
     # ------------------------------------------------------------------ running
 
+    def overrides(self, *extra: str) -> list[str]:
+        return ["data.dataset=folder", f"data.root={self.images}", "data.image_size=32", "data.batch_size=4",
+                "data.test_fraction=0.25", "generator.depth=5", "generator.ngf=8", "discriminator.ndf=8",
+                "discriminator.n_layers=1", f"optim.steps={self.steps}", "optim.schedule=constant",
+                "eval.every_epochs=3", "eval.n_sample_images=2", f"log_every={LOG_EVERY}",
+                "checkpoint_every=7", "device=cpu", "generator.dropout=true", "data.augmentation=flip+jitter", *extra]
+
     def command(self, run_dir: Path, *extra: str) -> list[str]:
-        overrides = ["data.dataset=folder", f"data.root={self.images}", "data.image_size=32", "data.batch_size=4",
-                     "data.test_fraction=0.25", "generator.depth=5", "generator.ngf=8", "discriminator.ndf=8",
-                     "discriminator.n_layers=1", f"optim.steps={self.steps}", "optim.schedule=constant",
-                     "eval.every_epochs=3", "eval.n_sample_images=2", f"log_every={LOG_EVERY}",
-                     "checkpoint_every=7", "device=cpu", "generator.dropout=true", "data.augmentation=flip+jitter",
-                     *extra]
         return [sys.executable, "-m", "bench", "train", "--out", str(run_dir),
-                *(a for o in overrides for a in ("--set", o))]
+                *(a for o in self.overrides(*extra) for a in ("--set", o))]
+
+    def colorbench(self, *argv: str, timeout: float = READER_TIMEOUT_S) -> tuple[int | None, str, str]:
+        """``colorbench ARGV``: (exit code, stdout, stderr), counted; None as the code when it hung (killed)."""
+        self.commands += 1
+        try:
+            done = subprocess.run([sys.executable, "-m", "bench", *argv], env=self.env, capture_output=True,
+                                  text=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            self.hung += 1
+            return None, "", f"hung: killed after {timeout:.0f} s"
+        if "Traceback" in done.stderr:
+            self.tracebacks += 1
+        return done.returncode, done.stdout, done.stderr
+
+    def readers(self, run_dir: Path) -> str:
+        """status, aggregate and report of the trial's results folder: none may hang, print a traceback, or end
+        otherwise than status 0 or 1 and the others 0.  What they said, in a few words."""
+        folder = run_dir.parent
+        codes = {}
+        for name, argv, allowed in (
+                ("status", ["status", str(folder)], (0, 1)),
+                ("aggregate", ["aggregate", str(folder), "--out", str(folder.parent / f"{folder.name}-tables")], (0,)),
+                ("report", ["report", "--results", str(folder), "--out", str(folder.parent / f"{folder.name}-reports"),
+                            "--resamples", "20"], (0,))):
+            rc, out, err = self.colorbench(*argv)
+            if rc not in allowed or "Traceback" in err:
+                raise Unexpected(f"{name} exited {rc}: {_last_line(err) or _last_line(out)}")
+            state = next((line.split()[2] for line in out.splitlines() if line.startswith(self.run_id)), "")
+            codes[name] = f"{name} {rc}" + (f" ({state})" if state else "")
+        return ", ".join(codes.values())
+
+    @property
+    def run_id(self) -> str:
+        return self.ablation.runs[0].run_id
 
     def start(self, run_dir: Path, *extra: str) -> subprocess.Popen:
         return subprocess.Popen(self.command(run_dir, *extra), env=self.env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
 
     def train(self, run_dir: Path, *extra: str) -> tuple[int, str]:
-        done = subprocess.run(self.command(run_dir, *extra), env=self.env, capture_output=True, text=True,
-                              timeout=START_TIMEOUT_S + 20 * self.steps)
+        self.commands += 1
+        try:
+            done = subprocess.run(self.command(run_dir, *extra), env=self.env, capture_output=True, text=True,
+                                  timeout=START_TIMEOUT_S + 20 * self.steps, check=False)
+        except subprocess.TimeoutExpired:
+            self.hung += 1
+            raise Unexpected(f"train hung: killed after {START_TIMEOUT_S + 20 * self.steps} s") from None
+        if "Traceback" in done.stderr:
+            self.tracebacks += 1
         return done.returncode, done.stderr
 
     def wait_for_step(self, run_dir: Path, process: subprocess.Popen, step: int) -> None:
@@ -317,6 +394,139 @@ class Bench:
         outcome = self.finish_and_compare(run_dir)
         return f"{outcome} after more space ({note})"
 
+    def finished(self, run_dir: Path) -> None:
+        """``run_dir`` as the reference: a finished run of the same config (the same run id)."""
+        shutil.copytree(self.reference, run_dir)
+
+    def damaged_and_repaired(self, run_dir: Path, name: str, damage, must_name: str) -> str:
+        """Damage the file ``name`` of ``run_dir`` (``damage(path)``), check that train refuses it naming
+        ``must_name`` and that the readers cope, put the file back, finish and compare."""
+        path = run_dir / name
+        kept = path.read_bytes()
+        damage(path)
+        message = self.refused(run_dir, must_name)
+        readers = self.readers(run_dir)
+        path.unlink()
+        path.write_bytes(kept)  # as the message says: repair it (here: the intact copy)
+        return self.finish_and_compare(run_dir, f"{_short(message, 110)}; {readers}; put it back: ")
+
+    def half_trained(self, run_dir: Path, rng: random.Random) -> None:
+        self.interrupted(run_dir, rng)
+
+    def fault_fifo_log(self, run_dir: Path, rng: random.Random) -> str:
+        self.half_trained(run_dir, rng)
+        return self.damaged_and_repaired(run_dir, "stats.jsonl", lambda path: (path.unlink(), os.mkfifo(path)),
+                                         f"{run_dir / 'stats.jsonl'}: a FIFO")
+
+    def fault_dev_zero_log(self, run_dir: Path, rng: random.Random) -> str:
+        self.half_trained(run_dir, rng)
+        name = "metrics.jsonl" if (run_dir / "metrics.jsonl").exists() else "stats.jsonl"  # before the first evaluation
+        return self.damaged_and_repaired(run_dir, name, lambda path: (path.unlink(), path.symlink_to("/dev/zero")),
+                                         f"{run_dir / name}: a link to /dev/zero")
+
+    def fault_bad_record(self, run_dir: Path, rng: random.Random) -> str:
+        self.half_trained(run_dir, rng)
+        lines = (run_dir / "stats.jsonl").read_text().splitlines(keepends=True)
+        if len(lines) < 2:
+            return "skipped: fewer than two records to put a bad one between"
+        at = rng.randint(1, len(lines) - 1)
+        return self.damaged_and_repaired(
+            run_dir, "stats.jsonl", lambda path: path.write_text("".join(lines[:at] + ['{"step": "x"}\n'] + lines[at:])),
+            f"{run_dir / 'stats.jsonl'}: line {at + 1}: step: got \"x\"")
+
+    def fault_binary_log(self, run_dir: Path, rng: random.Random) -> str:
+        self.half_trained(run_dir, rng)
+        return self.damaged_and_repaired(run_dir, "stats.jsonl",
+                                         lambda path: path.write_bytes(bytes(range(128, 256)) * 8),
+                                         f"{run_dir / 'stats.jsonl'}: not UTF-8 text")
+
+    def other_run(self, run_dir: Path) -> Path:
+        """A run of seed 1 stopped after its first stats record, beside ``run_dir`` (the caller removes it)."""
+        other = run_dir.parent / (run_dir.name + "-other")
+        process = self.start(other, "seed=1")
+        self.wait_for_step(other, process, LOG_EVERY)
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=120)
+        return other
+
+    def fault_foreign_config(self, run_dir: Path, rng: random.Random) -> str:
+        self.finished(run_dir)
+        other = self.other_run(run_dir)
+        theirs = (other / "config.yaml").read_bytes()
+        shutil.rmtree(other)
+        return self.damaged_and_repaired(run_dir, "config.yaml", lambda path: path.write_bytes(theirs),
+                                         f"{run_dir}: holds run")
+
+    def fault_foreign_done(self, run_dir: Path, rng: random.Random) -> str:
+        self.finished(run_dir)
+        done = json.loads((run_dir / "DONE").read_text())
+        seed = done["run_id"].rsplit("-s", 1)[0] + "-s1"
+        return self.damaged_and_repaired(run_dir, "DONE",
+                                         lambda path: path.write_text(json.dumps({**done, "run_id": seed})),
+                                         f"{run_dir / 'DONE'}: the summary of run '{seed}'")
+
+    def fault_foreign_checkpoint_done(self, run_dir: Path, rng: random.Random) -> str:
+        self.finished(run_dir)
+        other = self.other_run(run_dir)
+        theirs = (other / "checkpoint.pt").read_bytes()
+        shutil.rmtree(other)
+        path, metrics = run_dir / "checkpoint.pt", (run_dir / "metrics.jsonl").read_bytes()
+        kept = path.read_bytes()
+        path.write_bytes(theirs)
+        message = self.refused(run_dir, f"{path}: belongs to run")
+        rc, _, err = self.colorbench("eval", str(run_dir), "--metrics", "psnr_rgb8", timeout=START_TIMEOUT_S)
+        if rc != 2 or f"{path}: belongs to run" not in err:
+            raise Unexpected(f"eval on another run's checkpoint exited {rc}: {_last_line(err)}")
+        if (run_dir / "metrics.jsonl").read_bytes() != metrics:
+            raise Unexpected("eval appended to metrics.jsonl from another run's checkpoint")
+        readers = self.readers(run_dir)
+        path.write_bytes(kept)
+        return self.finish_and_compare(run_dir, f"{_short(message, 110)}; eval refused too; {readers}; put it back: ")
+
+    def fault_concurrent_eval(self, run_dir: Path, rng: random.Random) -> str:
+        process = self.start(run_dir)
+        self.wait_for_step(run_dir, process, self.random_step(rng))
+        process.send_signal(signal.SIGSTOP)  # paused mid-run, holding the lock, so eval cannot miss it
+        try:
+            rc, _, err = self.colorbench("eval", str(run_dir), "--metrics", "psnr_rgb8", timeout=START_TIMEOUT_S)
+        finally:
+            process.send_signal(signal.SIGCONT)
+        _, train_err = process.communicate(timeout=START_TIMEOUT_S + 20 * self.steps)
+        if process.returncode != 0:
+            raise Unexpected(f"the training exited {process.returncode}: {_last_line(train_err)}")
+        holder = f"in use by another colorbench process (pid {process.pid} on host {socket.gethostname()}"
+        if rc != 2 or holder not in err:
+            raise Unexpected(f"eval during training exited {rc}: {_last_line(err)}")
+        differences = run_differences(self.reference, run_dir)
+        if differences:
+            return "DIFFERENT: " + "; ".join(differences[:3])
+        return f"refused: {_short(_last_line(err).removeprefix('colorbench: error: '), 110)}; the run: identical"
+
+    def fault_bad_samples_png(self, run_dir: Path, rng: random.Random) -> str:
+        self.finished(run_dir)
+        grid = max((run_dir / "samples").glob("step-*.png"))
+        kept = grid.read_bytes()
+        damage = rng.choice(["garbage", "dev-zero", "20000x20000", "9000x9000"])
+        grid.unlink()
+        if damage == "garbage":
+            grid.write_bytes(os.urandom(5000))
+        elif damage == "dev-zero":
+            grid.symlink_to("/dev/zero")
+        else:
+            side = int(damage.split("x")[0])
+            grid.write_bytes(_png_header(side, side))
+        rc, _, err = self.colorbench("report", "--results", str(run_dir.parent), "--out",
+                                     str(run_dir.parent.parent / f"{run_dir.parent.name}-reports"), "--resamples", "20")
+        if rc != 0 or f"colorbench: warning: {grid}: " not in err:
+            raise Unexpected(f"report with a bad samples grid exited {rc}: {_last_line(err)}")
+        readers = self.readers(run_dir)
+        grid.unlink()
+        grid.write_bytes(kept)
+        differences = run_differences(self.reference, run_dir)
+        if differences:
+            return "DIFFERENT: " + "; ".join(differences[:3])
+        return f"refused: ({damage}) report warned, {readers}; put it back: identical"
+
     def cleanup(self) -> None:
         for mount in self.mounts:
             subprocess.run(["umount", str(mount)], capture_output=True)
@@ -330,6 +540,17 @@ def _write_images(folder: Path, n: int = 20, size: int = 48) -> None:
     rng = np.random.default_rng(0)
     for i in range(n):
         Image.fromarray(colourful_image(rng, size)).save(folder / f"img{i:02d}.png")
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG of ``width`` x ``height`` RGB pixels with no pixel data: what Pillow reads to learn the size."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IEND", b""))
 
 
 def _last_line(text: str) -> str:

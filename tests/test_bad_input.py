@@ -8,6 +8,7 @@ import errno
 import io
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -314,8 +315,8 @@ def test_the_job_records_its_outcome_as_json_and_status_reads_it(two_runs, tmp_p
     folder, ablation = two_runs
     run = ablation.runs[0]
     (folder.root / run.dir_name / "DONE").unlink()
-    jobs = tmp_path / "submitit"
-    jobs.mkdir()
+    jobs = folder.root / "submitit" / "20260101-000000-x"  # a job's files are read only inside the results folder
+    jobs.mkdir(parents=True)
     monkeypatch.setenv("SUBMITIT_EXECUTOR", "local")
     monkeypatch.setenv("SUBMITIT_FOLDER", str(jobs))
     monkeypatch.setenv("SUBMITIT_LOCAL_JOB_ID", "4242")
@@ -512,3 +513,342 @@ def test_a_colour_photo_with_a_cast_is_still_colour(tmp_path):
     rgb[:32, :, 0] += 25  # ... and real colour: a red top half
     Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).save(tmp_path / "colour.png")
     assert read_colour_image(tmp_path / "colour.png", 32, 2.0).shape == (64, 64, 3)
+
+
+# ---------------------------------------------------------------------------------------
+# YAML reduced to JSON types, and size limits of what colorbench reads
+
+def test_yaml_values_that_are_not_json_types_are_refused_or_read_as_text(tmp_path, capsys):
+    """A date is read as the text it is written as; !!binary, !!set and the like are refused at the reader."""
+    config = tmp_path / "date.yaml"
+    config.write_text("optim: {lr: 2020-01-01}\n")
+    assert main(["config", "--config", str(config)]) == 2
+    assert "optim.lr: got '2020-01-01'; allowed: a number" in one_line_error(capsys)
+
+    config.write_text("data:\n  root: !!binary aGk=\n")
+    assert main(["config", "--config", str(config)]) == 2
+    assert one_line_error(capsys) == (f"colorbench: error: {config}:2:9: tag !!binary: not allowed; colorbench reads "
+                                      "text, numbers, true/false, null, lists and mappings")
+
+    ablation = tmp_path / "ablation.yaml"
+    ablation.write_text("name: x\nbase: {data: {dataset: folder, root: 2020-01-01}}\ngrid: {generator.ngf: [8]}\n")
+    assert load_ablation(ablation).base["data"]["root"] == str(tmp_path / "2020-01-01")  # beside the file
+    ablation.write_text("name: x\ngrid: {generator.ngf: !!set {a, b}}\n")
+    with pytest.raises(AblationError, match=r"ablation\.yaml:2:23: tag !!set: not allowed"):
+        load_ablation(ablation)
+    assert main(["sweep", str(ablation), "--dry-run", "--results", str(tmp_path / "results")]) == 2
+    assert "tag !!set: not allowed" in one_line_error(capsys)
+
+
+def test_a_merge_key_is_refused_as_a_key_given_twice(tmp_path, capsys):
+    path = tmp_path / "merge.yaml"
+    path.write_text("generator:\n  depth: 5\n  <<: {depth: 6}\n")
+    assert main(["config", "--config", str(path)]) == 2
+    assert one_line_error(capsys) == (f"colorbench: error: {path}:3:3: merge key <<: not allowed (write the keys "
+                                      "out; each key may appear once)")
+
+
+def test_a_huge_yaml_file_or_document_is_refused_at_once(tmp_path, capsys):
+    big = tmp_path / "big.yaml"
+    with open(big, "w") as handle:  # a 50 MB list, as a config
+        handle.write("seed: [" + "1, " * 17_000_000 + "1]\n")
+    done = subprocess.run([sys.executable, "-m", "bench", "config", "--config", str(big)], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"colorbench: error: {big}: larger than 1048576 bytes; colorbench reads no YAML file this large"]
+    many = tmp_path / "many.yaml"
+    many.write_text("seed: [" + "1," * 60_000 + "1]\n")
+    assert main(["config", "--config", str(many)]) == 2
+    assert f"{many}:1:" in (line := one_line_error(capsys)) and "more than 50000 values" in line
+
+
+# ---------------------------------------------------------------------------------------
+# Values that are valid in form but cannot be met: paths, 64-bit seeds, SLURM times, grids, memory
+
+@pytest.mark.parametrize("key", ["data.cache_dir", "eval.weights_dir", "data.root", "generator.pretrained_path",
+                                 "log.tracker_dir"])
+def test_the_home_of_an_unknown_user_is_one_line(key, capsys):
+    assert main(["config", "--set", f"{key}=~nosuchuser/x"]) == 2
+    assert f"{key}: got '~nosuchuser/x'; no user nosuchuser on this machine" in one_line_error(capsys)
+
+
+def test_data_prepare_refuses_a_seed_train_would_refuse(image_folder, capsys):
+    seed = "99999999999999999999999"
+    assert main(["data", "prepare", "imagefolder", "--root", str(image_folder), "--size", "16", "--seed", seed]) == 2
+    assert f"data.split_seed: got {seed}; allowed: 0 <= value < 2**63" in one_line_error(capsys)
+    assert main(["train", "--out", "x", "--set", f"data.split_seed={seed}"]) == 2
+    assert f"data.split_seed: got {seed}; allowed: 0 <= value < 2**63" in one_line_error(capsys)
+
+
+@pytest.mark.parametrize("time", ["99999999999999999999999-00:00:00", 10 ** 30, "366-00:00:00"])
+def test_a_slurm_time_beyond_a_year_is_refused(time):
+    with pytest.raises(AblationError, match=r"slurm\.time: got .*; allowed: at most 365 days \(525600 minutes\)"):
+        parse_ablation({"name": "x", "grid": {"generator.ngf": [8]}, "slurm": {"time": time}}, "x.yaml")
+    assert parse_ablation({"name": "x", "grid": {"generator.ngf": [8]}, "slurm": {"time": "365-00:00:00"}},
+                          "x.yaml").slurm.time_min == 525600
+
+
+@pytest.mark.parametrize("grid, seeds, problem", [
+    ({"generator.ngf": list(range(1, 1001)), "discriminator.ndf": list(range(1, 1001))}, [0], "grid: 1000000 runs "
+     "(1000000 grid points x 1 seeds); allowed: at most 2000 runs in one ablation file (split it into several)"),
+    ({"generator.ngf": [8]}, list(range(5000)), "grid: 5000 runs (1 grid points x 5000 seeds); allowed: at most 2000 "
+     "runs in one ablation file (split it into several)"),
+    ({"generator.ngf": [8]}, list(range(50_000)), "more than 50000 values; colorbench reads no file this large")])
+def test_a_grid_beyond_the_run_cap_is_refused_before_it_is_expanded(grid, seeds, problem, tmp_path):
+    path = tmp_path / "huge.yaml"
+    path.write_text(yaml.safe_dump({"name": "huge", "grid": grid, "seeds": seeds}))
+    done = subprocess.run([sys.executable, "-m", "bench", "sweep", str(path), "--dry-run", "--results",
+                           str(tmp_path / "results")], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"colorbench: error: {path}") and line.endswith(problem)
+
+
+def test_networks_too_large_for_the_machine_are_refused_with_the_estimate(tmp_path, monkeypatch, capsys):
+    assert main(["params", "--set", "generator.ngf=100000"]) == 2
+    line = one_line_error(capsys)
+    assert "generator and discriminator: need at least " in line and " of memory; this machine has " in line
+    assert "(132,800,026,165,635 parameters of 4 bytes); lower generator.ngf" in line
+    assert main(["params", "--set", "generator.ngf=4611686018427387904"]) == 2
+    assert "generator.ngf: got 4611686018427387904; allowed: 1..1048576" in one_line_error(capsys)
+
+    import bench.run.machine
+    monkeypatch.setattr(bench.run.machine, "memory_bytes", lambda device=None: 16 << 30)
+    out = tmp_path / "run"
+    assert main(["train", "--out", str(out), "--set", "data.image_size=8192", "--set", "generator.depth=9"]) == 2
+    line = one_line_error(capsys)
+    assert "training: need at least " in line and "of memory; this machine has 16.0 GiB" in line
+    assert not out.exists()  # refused before anything is written
+
+
+def test_a_dataset_too_large_for_the_machine_is_refused_before_decoding(image_folder, monkeypatch, capsys):
+    import bench.run.machine
+    monkeypatch.setattr(bench.run.machine, "memory_bytes", lambda device=None: 100 << 20)
+    assert main(["data", "prepare", "imagefolder", "--root", str(image_folder), "--size", "2048"]) == 2
+    line = one_line_error(capsys)
+    assert ("dataset: need up to 293.6 MiB of memory; this machine has 100.0 MiB (18 training images at 2288x2288 and "
+            "2 test images at 2048x2048); set data.n_train and data.n_test, or a smaller data.image_size") in line
+
+
+# ---------------------------------------------------------------------------------------
+# Run and results files that are not files: FIFOs, devices, links leaving the folder, sizes, crafted records
+
+def _bench(*argv: str, timeout: int = 60, memory_gb: int | None = None) -> subprocess.CompletedProcess:
+    """``python -m bench ARGV`` in a fresh process, killed after ``timeout`` s (a hang fails the test, never blocks it);
+    ``memory_gb`` caps its address space, so a reader that does not stop fails fast instead of filling the machine."""
+    def limit() -> None:
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, (memory_gb << 30, memory_gb << 30))
+    return subprocess.run([sys.executable, "-m", "bench", *argv], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, preexec_fn=limit if memory_gb else None)
+
+
+@pytest.mark.parametrize("name", ["jobs.jsonl", "metrics.jsonl", "config.yaml", "stats.jsonl", "DONE"])
+def test_a_fifo_in_a_results_folder_is_refused_never_waited_on(two_runs, name, tmp_path):
+    folder, ablation = two_runs
+    path = folder.jobs_path if name == "jobs.jsonl" else folder.root / ablation.runs[0].dir_name / name
+    path.unlink()
+    os.mkfifo(path)
+    results = str(folder.root.parent)
+    status = _bench("status", str(folder.root))
+    aggregate = _bench("aggregate", results, "--out", str(tmp_path / "tables"))
+    report = _bench("report", "--results", results, "--out", str(tmp_path / "reports"), "--resamples", "20")
+    for done in (status, aggregate, report):
+        assert "Traceback" not in done.stderr, done.stderr
+        assert f"{path}: a FIFO, not a regular file" in done.stdout + done.stderr
+    assert status.returncode == (0 if name == "jobs.jsonl" else 1)
+    assert aggregate.returncode == 0 and report.returncode == 0
+
+
+@pytest.fixture
+def failed_job(two_runs):
+    """The first run of ``two_runs`` without DONE, its debug job's stderr beside its outcome in the results folder."""
+    folder, ablation = two_runs
+    run = ablation.runs[0]
+    (folder.root / run.dir_name / "DONE").unlink()
+    jobs = folder.root / "submitit" / "20260101-000000-x"
+    jobs.mkdir(parents=True)
+    folder.record_job(run, executor="debug", job_id="77", folder=str(jobs))
+    (jobs / "77_0_log.err").write_text("RuntimeError: the job's own last line\n")
+    return folder, ablation, jobs / "77_0_log.err"
+
+
+@pytest.mark.parametrize("name", ["metrics.jsonl", "stats.jsonl", "job stderr"])
+def test_a_link_to_dev_zero_is_refused_not_read_to_the_end(failed_job, name, tmp_path):
+    folder, ablation, stderr = failed_job
+    path = stderr if name == "job stderr" else folder.root / ablation.runs[1].dir_name / name
+    path.unlink()
+    path.symlink_to("/dev/zero")
+    status = _bench("status", str(folder.root), timeout=60, memory_gb=8)
+    aggregate = _bench("aggregate", str(folder.root.parent), "--out", str(tmp_path / "tables"), memory_gb=8)
+    for done in (status, aggregate):
+        assert "Traceback" not in done.stderr and "MemoryError" not in done.stderr, done.stderr
+    assert status.returncode == 1 and aggregate.returncode == 0
+    base = folder.root if name == "job stderr" else path.parent  # a job's files: anywhere in the results folder
+    assert f"{path}: a link to /dev/zero, outside {base}" in status.stdout
+    if name != "job stderr":
+        assert f"colorbench: warning: {path}: a link to /dev/zero" in aggregate.stderr
+
+
+def test_a_file_larger_than_its_cap_is_a_broken_run(two_runs, monkeypatch, capsys):
+    folder, ablation = two_runs
+    monkeypatch.setattr(rundir, "MAX_LOG_BYTES", 2000)
+    path = folder.root / ablation.runs[0].dir_name / "metrics.jsonl"
+    assert path.stat().st_size > 2000
+    assert main(["status", str(folder.root)]) == 1
+    out = capsys.readouterr().out
+    assert f"reason: {path}: {path.stat().st_size / 1024:.1f} KiB, more than the 2.0 KiB colorbench reads" in out
+
+
+def test_a_crafted_jobs_file_neither_crashes_status_nor_shows_files_outside_the_results_folder(failed_job, tmp_path,
+                                                                                              capsys):
+    folder, ablation, _ = failed_job
+    run = ablation.runs[0]
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "5_0_log.err").write_text("SECRET-LINE-FROM-OUTSIDE\n")
+    folder.record_job(run, executor="debug", job_id="5", folder=str(outside))
+    assert main(["status", str(folder.root)]) == 1
+    out, err = capsys.readouterr()
+    assert "SECRET-LINE-FROM-OUTSIDE" not in out + err
+    assert f"{outside / '5_0_log.err'}: outside {folder.root}" in out
+    folder.record_job(run, executor="debug", job_id="6\u0000", folder=str(folder.root))
+    assert main(["status", str(folder.root)]) == 1
+    out, err = capsys.readouterr()
+    assert f"colorbench: warning: {folder.jobs_path}: line 5: job_id: got \"6\\u0000\"; allowed: a job id" in err
+
+
+# ---------------------------------------------------------------------------------------
+# One rule for a consistent run directory, applied by status, aggregate and report alike
+
+@pytest.mark.parametrize("planted", ["config.yaml", "DONE", "checkpoint.pt"])
+def test_a_run_directory_holding_another_runs_file_is_broken_everywhere(two_runs, planted, tmp_path, capsys):
+    folder, ablation = two_runs
+    mine, other = ablation.runs
+    mine_dir, other_dir = folder.root / mine.dir_name, folder.root / other.dir_name
+    if planted == "config.yaml":
+        (mine_dir / "config.yaml").write_bytes((other_dir / "config.yaml").read_bytes())
+        reason = f"{mine_dir}: holds run '{other.run_id}', not '{mine.run_id}'"
+    elif planted == "checkpoint.pt":  # read without torch by status, as train and eval read it
+        import torch
+        torch.save({"generator": {"w": torch.zeros(2)}, "step": 10, "run_id": other.run_id}, mine_dir / planted)
+        reason = (f"{mine_dir / planted}: belongs to run '{other.run_id}', not to this directory's run "
+                  f"'{mine.run_id}'")
+    else:
+        rundir.write_json(mine_dir / "DONE", {"step": 10, "total_steps": 10, "state": "done", "run_id": other.run_id})
+        reason = f"{mine_dir / 'DONE'}: the summary of run '{other.run_id}', not of this directory's run '{mine.run_id}'"
+    assert main(["status", str(folder.root)]) == 1
+    out = capsys.readouterr().out
+    assert next(line for line in out.splitlines() if line.startswith(mine.run_id)).split()[2] == "broken"
+    assert f"reason: {reason}" in out
+
+    assert main(["aggregate", str(folder.root.parent), "--out", str(tmp_path / "tables")]) == 0
+    out, err = capsys.readouterr()
+    assert "(1 broken, 1 done)" in out and f"colorbench: warning: {reason}" in err
+    import pandas as pd
+    frame = pd.read_csv(tmp_path / "tables" / "aggregate.csv")
+    assert frame[frame["run_id"] == mine.run_id]["value"].isna().all()  # none of its numbers is reported
+
+    assert main(["report", "--results", str(folder.root.parent), "--out", str(tmp_path / "reports"),
+                 "--resamples", "20"]) == 0
+    assert f"colorbench: warning: {reason}" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------
+# A report with a bad samples grid
+
+def _png(width: int, height: int, rows: bytes | None = None) -> bytes:
+    """A PNG of ``width`` x ``height`` RGB pixels: zeros, compressed as they are streamed (a 10000x9000 image in a
+    few hundred KB), or with ``rows=b""`` only its header (what Pillow reads to learn the size)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+    if rows is None:
+        packer, row = zlib.compressobj(9), bytes(1 + 3 * width)
+        rows = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    return b"\x89PNG\r\n\x1a\n" + header + (chunk(b"IDAT", rows) if rows else b"") + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("damage", ["garbage", "dev-zero", "20000x20000", "9000x9000"])
+def test_a_bad_samples_grid_is_a_warning_and_the_figure_shows_the_others(two_runs, damage, tmp_path, capsys):
+    import torch
+
+    from bench.evaluation.outputs import save_sample_grid
+    folder, ablation = two_runs
+    grids = []
+    for run in ablation.runs:
+        truth = torch.full((2, 3, 16, 16), 120, dtype=torch.uint8)
+        grids.append(folder.root / run.dir_name / "samples" / "step-0000010.png")
+        save_sample_grid(grids[-1], truth, truth // 2)
+    bad = grids[1]
+    if damage == "garbage":
+        bad.write_bytes(BINARY)
+    elif damage == "dev-zero":
+        bad.unlink()
+        bad.symlink_to("/dev/zero")
+    else:
+        side = int(damage.split("x")[0])
+        bad.write_bytes(_png(side, side, rows=b""))
+    assert main(["report", "--results", str(folder.root.parent), "--out", str(tmp_path / "reports"),
+                 "--resamples", "20"]) == 0
+    err = capsys.readouterr().err
+    assert f"colorbench: warning: {bad}: " in err and "Traceback" not in err
+    assert (tmp_path / "reports" / "toy" / "qualitative.png").is_file()  # drawn from the other run's grid
+
+
+# ---------------------------------------------------------------------------------------
+# Exit codes and the smaller things
+
+def test_a_full_disk_under_the_dataset_cache_exits_1(image_folder, tmp_path, monkeypatch, capsys):
+    def full(*args, dir=None, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), dir)
+
+    monkeypatch.setattr(tempfile, "mkstemp", full)
+    assert main(["data", "prepare", "imagefolder", "--root", str(image_folder), "--size", "16",
+                 "--cache-dir", str(tmp_path / "full")]) == 1
+    assert one_line_error(capsys) == (f"colorbench: error: dataset cache {tmp_path / 'full'}: cannot write there "
+                                      "(No space left on device); set data.cache_dir or $COLORBENCH_CACHE to a "
+                                      "writable folder")
+
+
+@pytest.mark.parametrize("when", ["importing the command line", "parsing the arguments"])
+def test_ctrl_c_while_the_command_line_starts_is_one_line(when):
+    """Ctrl-C in the first moments (imports, argument parsing) lands before main's handler: the entry point's."""
+    interrupt = ("import builtins\nreal = builtins.__import__\n"
+                 "def imported(name, *args, **kwargs):\n"
+                 "    if name == 'bench.cli':\n        raise KeyboardInterrupt\n"
+                 "    return real(name, *args, **kwargs)\n"
+                 "builtins.__import__ = imported\n") if when.startswith("importing") else (
+                 "import argparse\n"
+                 "def parse(*args, **kwargs):\n    raise KeyboardInterrupt\n"
+                 "argparse.ArgumentParser.parse_args = parse\n")
+    code = interrupt + "import sys\nsys.argv = ['colorbench', 'config']\nfrom bench.__main__ import run\nrun()\n"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stderr) == (130, "colorbench: interrupted\n")
+
+
+def test_a_garbage_pretrained_encoder_file_is_one_line(tmp_path, capsys):
+    weights = tmp_path / "resnet18.pth"
+    weights.write_bytes(BINARY)
+    assert main(["params", "--set", "generator.arch=resnet18_unet", "--set", "generator.pretrained_encoder=true",
+                 "--set", f"generator.pretrained_path={weights}", "--set", "generator.dropout=false"]) == 2
+    assert f"generator.pretrained_path: {weights} is not a torchvision ResNet-18 state dict (" in one_line_error(capsys)
+
+
+def test_data_prepare_skips_a_decompression_bomb_without_pillows_raw_warning(image_folder, tmp_path):
+    folder = tmp_path / "photos"
+    shutil.copytree(image_folder, folder)
+    (folder / "huge.png").write_bytes(_png(10000, 9000))
+    done = _bench("data", "prepare", "imagefolder", "--root", str(folder), "--size", "16", "--cache-dir",
+                  str(tmp_path / "cache"), timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "DecompressionBombWarning" not in done.stderr and "Warning" not in done.stderr, done.stderr
+    import json
+    manifest = next((tmp_path / "cache" / "manifests").glob("*.json"))
+    skipped = [s for split in json.loads(manifest.read_text())["splits"].values() for s in split["skipped"]]
+    assert any("huge.png" in json.dumps(s) and "too large: 90,000,000 pixels" in json.dumps(s) for s in skipped), skipped

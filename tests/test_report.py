@@ -140,10 +140,10 @@ def report(results, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("reports")
     lines = run_report(results, out).splitlines()
     assert len(lines) == 3 and all(line.startswith("colorbench: warning: ") for line in lines)
-    assert "broken-run/config.yaml: cannot be read" in lines[0]
-    assert [line.rsplit("/", 1)[1] for line in lines[1:]] == [
-        "stats.jsonl: 1 of 6 lines are not JSON records (skipped)",
-        "metrics.jsonl: 1 of 5 lines are not JSON records (skipped)"]
+    assert "broken-run/config.yaml:2:1: " in lines[0] and lines[0].endswith("collected as broken, without its numbers")
+    torn = "not a JSON record (Unterminated string starting at); a torn last line, as an interrupted write leaves"
+    assert [line.rsplit("/", 1)[1] for line in lines[1:]] == [f"stats.jsonl: line 6: {torn} (skipped)",
+                                                              f"metrics.jsonl: line 5: {torn} (skipped)"]
     return out
 
 
@@ -196,12 +196,12 @@ def test_collection_has_a_row_per_run_and_metric_with_states(results):
     old = demo[demo["run_id"] == "0123456789ab-s0"]
     assert old.loc["psnr_rgb8", "value"] == 18.5 and old.loc["mse_ab", "state"] == "done"
     assert old.loc["psnr_rgb8", "dataset"] is None or pd.isna(old.loc["psnr_rgb8", "dataset"])
-    assert demo.loc[demo["run_id"] == "broken-run", "state"].item() == "incomplete"
+    assert demo.loc[demo["run_id"] == "broken-run", "state"].item() == "broken"  # as colorbench status says
 
     messages = [str(w.message) for w in caught]
     torn = next(run for run in ablation.runs if run.seed == 3 and not run.point["generator.skip_connections"])
     for name in ("stats.jsonl", "metrics.jsonl"):
-        assert f"{results / 'toy' / torn.dir_name / name}: 1 of " in "\n".join(messages)
+        assert f"{results / 'toy' / torn.dir_name / name}: line " in "\n".join(messages)
     assert any(str(results / "demo" / "broken-run" / "config.yaml") in m for m in messages)
 
 
@@ -236,8 +236,8 @@ def test_collect_refuses_a_missing_folder(tmp_path, capsys):
 def test_aggregate_writes_parquet_and_csv(results, tmp_path, capsys):
     assert main(["aggregate", str(results), "--out", str(tmp_path)]) == 0
     out, err = capsys.readouterr()
-    assert "12 runs in 2 groups (1 diverged, 7 done, 1 failed, 1 incomplete, 2 missing)" in out
-    assert "colorbench: warning:" in err and "stats.jsonl: 1 of" in err
+    assert "12 runs in 2 groups (1 broken, 1 diverged, 7 done, 1 failed, 2 missing)" in out
+    assert "colorbench: warning:" in err and "stats.jsonl: line 6: " in err
     with pytest.warns(CollectionWarning):
         expected = collect(results).metrics
     parquet = pd.read_parquet(tmp_path / "aggregate.parquet")

@@ -306,7 +306,7 @@ def _ablation(tmp_path, image_folder, steps, log_every=5, grid=None):
     return path
 
 
-def test_garbage_done_is_a_failed_run_in_status_not_a_crash(image_folder, tmp_path, capsys):
+def test_garbage_done_is_a_broken_run_in_status_not_a_crash(image_folder, tmp_path, capsys):
     path = _ablation(tmp_path, image_folder, steps=2, grid={"generator.ngf": [8, 12]})
     results = tmp_path / "results"
     assert main(["sweep", str(path), "--results", str(results), "--executor", "debug"]) == 0
@@ -316,7 +316,7 @@ def test_garbage_done_is_a_failed_run_in_status_not_a_crash(image_folder, tmp_pa
     capsys.readouterr()
     assert main(["status", str(results / "tiny")]) == 1
     out = capsys.readouterr().out
-    assert next(line for line in out.splitlines() if line.startswith(broken.run_id)).split()[2] == "failed"
+    assert next(line for line in out.splitlines() if line.startswith(broken.run_id)).split()[2] == "broken"
     assert f"reason: {done}: not a valid summary" in out
     assert next(line for line in out.splitlines() if line.startswith(fine.run_id)).split()[2] == "done"
     assert main(["sweep", str(path), "--results", str(results), "--executor", "debug"]) == 1  # reported, no crash
@@ -353,3 +353,122 @@ def test_ctrl_c_on_a_local_sweep_leaves_its_run_resumable_without_rerun_failed(i
         assert (run_dir / "DONE").exists()
         train(run.config, tmp_path / "whole")
     assert run_differences(tmp_path / "whole", run_dir) == []
+
+
+# ---------------------------------------------------------------- a finished run, another run's checkpoint, eval
+
+
+def _metrics(run):
+    return (run / "metrics.jsonl").read_bytes()
+
+
+def test_a_finished_run_refuses_another_runs_checkpoint_in_train_and_eval(image_folder, tmp_path, reference, capsys):
+    run, other = tmp_path / "run", tmp_path / "other"
+    shutil.copytree(reference, run)
+    train(tiny(image_folder, "seed=1"), other)
+    shutil.copy(other / "checkpoint.pt", run / "checkpoint.pt")
+    before = snapshot(run)
+    line = one_line_error(capsys, train_argv(image_folder, run))
+    assert f"{run / 'checkpoint.pt'}: belongs to run" in line and "delete it" in line
+    line = one_line_error(capsys, ["eval", str(run), "--metrics", "psnr_rgb8"])
+    assert f"{run / 'checkpoint.pt'}: belongs to run" in line
+    assert snapshot(run) == before  # nothing scored, nothing appended
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("step", "step 'abc' is not a step"),
+    ("no generator", "holds no generator weights"),
+    ("architecture", "does not fit this run's generator"),
+    ("later step", "step 11 is not a step of this run"),
+])
+def test_eval_checks_the_checkpoints_step_and_architecture(image_folder, tmp_path, reference, capsys, damage,
+                                                           message):
+    run = tmp_path / "run"
+    shutil.copytree(reference, run)
+    state = load_checkpoint(run / "checkpoint.pt")
+    if damage == "step":
+        state["step"] = "abc"
+    elif damage == "no generator":
+        del state["generator"]
+    elif damage == "later step":
+        state["step"] = 11
+    else:
+        name = next(key for key, value in state["generator"].items() if value.dim() == 4)
+        state["generator"][name] = torch.zeros(3, 3, 3, 3)
+    torch.save(state, run / "checkpoint.pt")
+    before = _metrics(run)
+    line = one_line_error(capsys, ["eval", str(run), "--metrics", "psnr_rgb8"])
+    assert str(run / "checkpoint.pt") in line and message in line
+    assert _metrics(run) == before
+
+
+def test_eval_is_refused_while_the_run_trains(image_folder, tmp_path, capsys):
+    steps = 300
+    run = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    first = subprocess.Popen([sys.executable, "-m", "bench", *train_argv(image_folder, run, steps, every_epochs=1)],
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 180
+        while not (run / "checkpoint.pt").exists() or not (run / "metrics.jsonl").exists():
+            assert first.poll() is None and time.monotonic() < deadline, "no checkpoint and evaluation yet"
+            time.sleep(0.05)
+        line = one_line_error(capsys, ["eval", str(run), "--metrics", "psnr_rgb8"])
+        assert f"{run}: in use by another colorbench process (pid {first.pid} on host {socket.gethostname()}" in line
+        assert first.poll() is None, "the training should still be running"
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    assert not any(r["source"] == "eval" for r in rundir.read_jsonl(run / "metrics.jsonl"))
+
+
+def test_a_fifo_for_a_log_is_refused_by_train_without_hanging(image_folder, tmp_path):
+    run = tmp_path / "run"
+    train(tiny(image_folder), run, stop_after_step=5)
+    (run / "stats.jsonl").unlink()
+    os.mkfifo(run / "stats.jsonl")
+    command = [sys.executable, "-m", "bench", *train_argv(image_folder, run)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=90, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert lines == [f"colorbench: error: {run / 'stats.jsonl'}: a FIFO, not a regular file; colorbench reads only "
+                     "the files it writes"]
+
+
+@pytest.mark.parametrize("damage, name, message", [
+    ("binary", "stats.jsonl", "not UTF-8 text (byte 0x80 at offset 0)"),
+    ("record", "stats.jsonl", "line 2: step: got \"x\"; allowed: an integer >= 0"),
+    ("record", "metrics.jsonl", "line 2: value: got \"high\"; allowed: a number or null"),
+])
+def test_damaged_logs_are_one_line_naming_file_and_line(image_folder, tmp_path, capsys, damage, name, message):
+    run = tmp_path / "run"
+    train(tiny(image_folder), run, stop_after_step=9)
+    path = run / name
+    lines = path.read_text().splitlines(keepends=True)
+    if damage == "binary":
+        path.write_bytes(bytes(range(128, 256)) * 4)
+    elif name == "stats.jsonl":
+        path.write_text("".join(lines[:1] + ['{"step": "x", "total_steps": 10}\n'] + lines[1:]))
+    else:
+        path.write_text("".join(lines[:1] + ['{"step": 4, "metric": "psnr_rgb8", "value": "high"}\n'] + lines[1:]))
+    before = snapshot(run)
+    line = one_line_error(capsys, train_argv(image_folder, run))
+    assert f"{path}: {message}" in line
+    assert snapshot(run) == before
+
+
+def test_a_done_without_its_fields_is_one_line(image_folder, tmp_path, reference, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(reference, run)
+    run_id = rundir.read_json(run / "DONE")["run_id"]
+    rundir.write_json(run / "DONE", {"run_id": run_id, "state": "done"})
+    line = one_line_error(capsys, train_argv(image_folder, run))
+    assert f"{run / 'DONE'}: not a valid summary (no 'step' field" in line and "delete it" in line
+
+
+def test_a_copied_finished_run_prints_its_own_directory(image_folder, tmp_path, reference, capsys):
+    run = tmp_path / "copy"
+    shutil.copytree(reference, run)
+    assert main(train_argv(image_folder, run)) == 0
+    out = capsys.readouterr().out
+    assert f"run directory  {run}\n" in out and str(reference) not in out

@@ -108,7 +108,8 @@ def test_a_directory_holding_another_run_is_refused_and_left_alone(tmp_path, ima
     assert (f"{second.run_id}-renamed: config.yaml says run '{second.run_id}' "
             f"but its config is run '{first.run_id}'") in err
     assert {p: p.read_text() for p in folder.rglob("*") if p.is_file()} == before
-    assert main(["status", str(path), "--results", str(tmp_path / "results")]) == 2
+    assert main(["status", str(path), "--results", str(tmp_path / "results")]) == 1  # shown as broken, with why
+    assert f"reason: {folder / first.dir_name}: holds run '{second.run_id}'" in capsys.readouterr().out
 
 
 def test_two_directories_of_one_run_are_refused(tmp_path, image_folder, capsys):

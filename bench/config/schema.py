@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ SEED_LIMIT = 2 ** 63  # seeds are 0 <= seed < 2**63: torch.manual_seed takes 64 
 INT_LIMIT = 2 ** 63  # every integer knob fits a signed 64-bit integer, as torch and numpy need it
 MAX_IMAGE_SIZE = 8192
 MAX_BATCH_SIZE = 65536
+MAX_CHANNELS = 1 << 20  # ngf, ndf: far beyond any GPU's memory (the memory estimate refuses sooner)
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ class GeneratorConfig:
         elif not 5 <= self.depth <= 9:
             raise ConfigError(f"generator.depth: got {self.depth}; allowed: 5..9 (7 = unet_128, 8 = unet_256)")
         _positive("generator.ngf", self.ngf)
+        _at_most("generator.ngf", self.ngf, MAX_CHANNELS)
         if not 0.0 <= self.leaky_slope < 1.0:  # also refuses nan and infinities
             raise ConfigError(f"generator.leaky_slope: got {self.leaky_slope}; allowed: 0 <= value < 1")
         if self.arch != "unet" and not self.output_bias:
@@ -94,6 +97,7 @@ class GeneratorConfig:
                               "or classic_unet")
         if self.arch != "resnet18_unet" and self.pretrained_encoder:
             raise ConfigError("generator.pretrained_encoder: true needs generator.arch: resnet18_unet")
+        _path("generator.pretrained_path", self.pretrained_path)
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,7 @@ class DiscriminatorConfig:
 
     def __post_init__(self) -> None:
         _positive("discriminator.ndf", self.ndf)
+        _at_most("discriminator.ndf", self.ndf, MAX_CHANNELS)
         if not 0.0 <= self.leaky_slope < 1.0:  # also refuses nan and infinities
             raise ConfigError(f"discriminator.leaky_slope: got {self.leaky_slope}; allowed: 0 <= value < 1")
         if self.n_layers == 0 and self.last_stride != 1:
@@ -169,6 +174,15 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         _positive("data.image_size", self.image_size)
+        for name in ("root", "train_list", "test_list", "cache_dir"):
+            _path(f"data.{name}", getattr(self, name))
+        # DataConfig is also made directly (colorbench data prepare), not only through _from_dict's 64-bit check.
+        if not 0 <= self.split_seed < SEED_LIMIT:
+            raise ConfigError(f"data.split_seed: got {self.split_seed}; allowed: 0 <= value < 2**63")
+        for name in ("n_train", "n_test"):  # data prepare's --n-train, --n-test; the others have their own caps
+            value = getattr(self, name)
+            if value is not None and not -INT_LIMIT < value < INT_LIMIT:
+                raise ConfigError(f"data.{name}: got {value}; allowed: an integer of magnitude below 2**63")
         _at_most("data.image_size", self.image_size, MAX_IMAGE_SIZE)
         _positive("data.batch_size", self.batch_size)
         _at_most("data.batch_size", self.batch_size, MAX_BATCH_SIZE)
@@ -271,6 +285,7 @@ class EvalConfig:
             raise ConfigError(f"eval.metrics: unknown {', '.join(unknown)}; allowed: {', '.join(METRIC_NAMES)}")
         if len(set(self.metrics)) != len(self.metrics):
             raise ConfigError(f"eval.metrics: {list(self.metrics)} names a metric twice")
+        _path("eval.weights_dir", self.weights_dir)
 
 
 @dataclass(frozen=True)
@@ -305,6 +320,7 @@ class LogConfig:
         names = (self.tracker,) if isinstance(self.tracker, str) else tuple(self.tracker)
         if len(set(names)) != len(names):
             raise ConfigError(f"log.tracker: {list(names)} names a tracker twice")
+        _path("log.tracker_dir", self.tracker_dir)
         object.__setattr__(self, "tracker", tuple(name for name in names if name != "none"))
 
 
@@ -390,6 +406,19 @@ def _non_negative(name: str, value: float) -> None:
 def _at_most(name: str, value: int, maximum: int) -> None:
     if value > maximum:
         raise ConfigError(f"{name}: got {value}; allowed: 1..{maximum}")
+
+
+def _path(name: str, value: str | None) -> None:
+    """A path a run will open: no NUL character (the OS refuses it) and no ``~user`` of a user this machine lacks
+    (``Path.expanduser`` raises then, wherever the path is first used)."""
+    if value is None:
+        return
+    if "\0" in value:
+        raise ConfigError(f"{name}: got {value!r}; a path cannot hold a NUL character")
+    if value.startswith("~") and os.path.expanduser(value) == value:
+        user = value[1:].split("/", 1)[0]
+        raise ConfigError(f"{name}: got {value!r}; " + (f"no user {user} on this machine" if user else
+                                                         "no home folder known ($HOME unset)"))
 
 
 def _finite(name: str, value: float) -> None:

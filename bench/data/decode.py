@@ -13,6 +13,8 @@ shows.
 """
 from __future__ import annotations
 
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +35,7 @@ class SkipImage(Exception):
 
     @property
     def kind(self) -> str:
-        """The reason without its detail: ``greyscale``, ``unreadable``, ``too small`` or ``duplicate``."""
+        """The reason without its detail: ``greyscale``, ``unreadable``, ``too small``, ``too large`` or ``duplicate``."""
         return self.reason.split(":", 1)[0]
 
 
@@ -88,7 +90,10 @@ def check_size(width: int, height: int, min_side: int) -> None:
 
 def oriented_size(path: str | Path) -> tuple[int, int]:
     """(width, height) of the image as ``read_colour_image`` returns it, read from the header alone."""
-    with Image.open(path) as image:
+    with warnings.catch_warnings():  # only the header is read: a size Pillow warns about is judged by _decode
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        image = Image.open(path)
+    with image:
         width, height = image.size
         if image.getexif().get(ExifTags.Base.Orientation, 1) in _TRANSPOSING_ORIENTATIONS:
             return height, width
@@ -98,9 +103,16 @@ def oriented_size(path: str | Path) -> tuple[int, int]:
 def _decode(path: Path) -> Image.Image:
     """Fully decode ``path`` (Pillow is lazy) and apply its EXIF orientation."""
     try:
-        with Image.open(path) as image:
-            image.load()  # forces the decode, so a truncated file fails here and not later
-            return ImageOps.exif_transpose(image)
+        with warnings.catch_warnings():  # Pillow's warning about a huge image is a reason to skip it, not a print
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.load()  # forces the decode, so a truncated file fails here and not later
+                return ImageOps.exif_transpose(image)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
+        pixels = re.search(r"\((\d+) pixels\)", str(err))
+        size = f"{int(pixels[1]):,} pixels" if pixels else "more pixels"
+        raise SkipImage(f"too large: {size}, more than the {Image.MAX_IMAGE_PIXELS:,} Pillow decodes (a "
+                        "decompression bomb, or a photo to downscale first)") from None
     except UnidentifiedImageError:  # what Pillow says about empty files too
         is_empty = path.is_file() and path.stat().st_size == 0
         cause = "empty file" if is_empty else "not an image format Pillow recognises"

@@ -29,6 +29,7 @@ from bench.data.download import download_dataset
 from bench.data.errors import DatasetError
 from bench.data.items import SourceSplits
 from bench.data.sources import open_source
+from bench.run.machine import check_memory
 from bench.run.rundir import write_json
 
 
@@ -79,6 +80,7 @@ def prepare_data(cfg: DataConfig) -> PreparedData:
         download_dataset(cfg.dataset, dataset_root(cfg), cache_dir(cfg.cache_dir) / "downloads")
     source = open_source(cfg)
     side = load_size(cfg.image_size, cfg.augmentation)
+    _check_memory(source, cfg, side)
     settings = {"image_size": cfg.image_size, "load_size": side, "n_train": cfg.n_train, "n_test": cfg.n_test,
                 "min_side": cfg.min_side, "greyscale_chroma": cfg.greyscale_chroma}
     list_hash = file_list_hash(source)
@@ -100,6 +102,18 @@ def prepare_data(cfg: DataConfig) -> PreparedData:
                           stacklevel=2)
     return PreparedData(payload["train"], payload["test"], payload["train_ids"], payload["test_ids"], manifest,
                         payload["train_inputs"], payload["test_inputs"])
+
+
+def _check_memory(source: SourceSplits, cfg: DataConfig, side: int) -> None:
+    """Refuse, before decoding for minutes, a dataset whose images cannot fit in memory: each split holds at most
+    its candidates (or n_train / n_test of them) at 3 bytes a pixel, twice for image pairs."""
+    n_train = len(source.train) if cfg.n_train is None else min(cfg.n_train, len(source.train))
+    n_test = len(source.test) if cfg.n_test is None else min(cfg.n_test, len(source.test))
+    channels = 6 if cfg.task == "paired" else 3
+    needed = channels * (n_train * side ** 2 + n_test * cfg.image_size ** 2)
+    check_memory("dataset", needed, f"{n_train} training images at {side}x{side} and {n_test} test images at "
+                 f"{cfg.image_size}x{cfg.image_size}", "set data.n_train and data.n_test, or a smaller "
+                 "data.image_size", bound="up to")
 
 
 @contextlib.contextmanager

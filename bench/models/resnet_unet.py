@@ -5,7 +5,6 @@ missing file is an error, never a silent fall-back to random weights.
 """
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import torch
@@ -16,6 +15,7 @@ from torch import nn
 from bench.config import ConfigError
 from bench.data.assets import asset_path
 from bench.models.norm import conv_bias, norm_layer
+from bench.run.checkpoint import load_problem
 
 ENCODER_CHANNELS = (64, 64, 128, 256, 512)  # stage outputs at 1/2, 1/4, 1/8, 1/16, 1/32
 DECODER_CHANNELS = (256, 128, 64, 64, 32)  # block outputs at 1/16, 1/8, 1/4, 1/2, 1/1
@@ -45,8 +45,9 @@ def load_imagenet_resnet18(weights_path: str | Path | None = None) -> torchvisio
     resnet = torchvision.models.resnet18(weights=None)
     try:
         resnet.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
-    except (RuntimeError, pickle.UnpicklingError) as err:
-        raise ConfigError(f"generator.pretrained_path: {path} is not a torchvision ResNet-18 state dict ({err})") from None
+    except Exception as err:  # torch's messages span many lines (every missing key, the unpickler's advice)
+        raise ConfigError(f"generator.pretrained_path: {path} is not a torchvision ResNet-18 state dict "
+                          f"({load_problem(err)})") from None
     return resnet
 
 

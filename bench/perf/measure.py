@@ -26,6 +26,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from bench.config import ConfigError, RunConfig
 from bench.data import prepare_data
 from bench.models import build_networks
+from bench.models.memory import check_training_fits
 from bench.perf.baseline import ReferenceColorizationDataset, reference_networks, reference_step
 from bench.run import reproducible
 from bench.run.machine import resolve_device
@@ -196,6 +197,7 @@ def measure(config: RunConfig, steps: int = 10, warmup: int = 3, baseline: bool 
         _check_baseline_config(config)
     reproducible.configure_torch()
     device = resolve_device(config.device)
+    check_training_fits(config, device)  # as train: networks beyond the memory are one line, before any allocation
     batch = config.data.batch_size
     ours = _ColorbenchRunner(config, device)
     flops = ours.flops_per_step()

@@ -11,11 +11,14 @@ inside it).  The ``state`` of a run of an ablation is the sweep's (done, running
 failed, diverged, missing: planned runs without a directory appear too); other runs are done
 (DONE), diverged (FAILED) or incomplete.
 
-Collection never stops on a bad file: a torn or malformed JSONL line, an unreadable
-config.yaml, DONE or ablation.yaml, a run its ablation does not plan, each gives a
-:class:`CollectionWarning` naming the file, and the run still appears with what could be read.
-A run whose config.yaml, stats.jsonl or metrics.jsonl is not text at all (binary garbage, a
-folder of that name) is a warning and a row with the state ``broken``.
+Collection never stops on a bad file: a torn last JSONL line, an unreadable ablation.yaml, a
+run its ablation does not plan, each gives a :class:`CollectionWarning` naming the file, and
+the run still appears with what could be read.  Every file is read through
+``bench.run.rundir``'s reader, and a run directory that breaks its rule
+(``bench.run.rundir.check_run_dir``: config.yaml, DONE, FAILED and checkpoint.pt name one run,
+the planned one for a run of an ablation), or whose logs cannot be read or hold a line that is
+not a record, is a warning and a row with the state ``broken`` and none of its numbers, as
+``colorbench status`` shows it.
 Records written by older versions (without ``source``, ``dataset`` or per-image values) are
 read with those fields empty.  The grey-input baseline's records (``source`` ``grey_input``,
 :mod:`bench.evaluation.baselines`) are rows of their own beside the run's, never in its curves.
@@ -38,7 +41,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.config import ConfigError, flatten_keys, yamlio
+from bench.config import ConfigError, flatten_keys
 from bench.evaluation.baselines import is_grey_input
 from bench.evaluation.fingerprint import comparison_fields
 from bench.evaluation.method_dir import METRICS_FILE, SCORED_STATE, is_finished, is_method_dir, read_method
@@ -46,7 +49,7 @@ from bench.run import rundir
 from bench.run.identity import config_id_of
 from bench.run.machine import machine_label
 from bench.sweep.ablation import Ablation, Axis, PlannedRun, format_value
-from bench.sweep.results import AblationResults, ResultsWarning, read_records, unreadable
+from bench.sweep.results import AblationResults, ResultsWarning, read_records
 from bench.sweep.status import collect_status
 
 RUN_FILES = ("config.yaml", "stats.jsonl", "metrics.jsonl", "DONE", "FAILED")
@@ -225,18 +228,19 @@ def _run_rows(root: Path, group: str, run: _Run) -> tuple[list[dict], list[dict]
     if run.run_dir is None:
         return [identity], []
     identity["run_dir"] = run.run_dir.relative_to(root).as_posix() if run.run_dir != root else "."
-    broken = [problem for name in ("config.yaml", "stats.jsonl", "metrics.jsonl")
-              if (problem := unreadable(run.run_dir / name))]
-    for problem in broken:
-        _warn(f"{problem}; the run is collected as broken")
-    if broken:
+    try:  # the rule every command applies, and the logs through the one reader (bench.run.rundir)
+        claim = rundir.check_run_dir(run.run_dir, run.planned.run_id if run.planned else None)
+        stats = _read_records(run.run_dir / "stats.jsonl")
+        records = _read_records(run.run_dir / "metrics.jsonl")
+    except rundir.RunDirError as err:  # none of its numbers is reported: they may be another run's, or damaged
+        _warn(f"{err}; the run is collected as broken, without its numbers")
         identity["state"] = "broken"
+        identity.setdefault("run_id", run.run_dir.name)
+        return [identity], []
     known_data = run.planned is None or run.planned.data_problem is None
     # Where the data is not here the planned ids hold a placeholder: the run's config.yaml says which data it had.
-    identity.update(_config_columns(run.run_dir, identity if known_data else {}))
+    identity.update(_config_columns(run.run_dir, claim, identity if known_data else {}))
     identity.setdefault("run_id", run.run_dir.name)
-    stats = _read_records(run.run_dir / "stats.jsonl")
-    records = _read_records(run.run_dir / "metrics.jsonl")
     identity.update(_progress(run.run_dir, stats, records))
     rows = [{**identity, **_metric_fields(record, identity)} for record in _latest_records(records)]
     run_columns = {key: value for key, value in identity.items() if not key.startswith("config.")}
@@ -253,22 +257,13 @@ def axis_label(values: list[Any]) -> str:
     return "/".join(format_value(value) for value in values)
 
 
-def _config_columns(run_dir: Path, identity: dict) -> dict:
-    """Run id, config id, seed and ``config.<dotted key>`` columns from config.yaml, whatever version wrote it."""
-    path = run_dir / "config.yaml"
-    if not path.exists():
-        _warn(f"{path}: missing; the run is collected without its config")
+def _config_columns(run_dir: Path, claim: rundir.RunClaim | None, identity: dict) -> dict:
+    """Run id, config id, seed and ``config.<dotted key>`` columns from config.yaml (``claim``: read and checked by
+    ``bench.run.rundir.check_run_dir``), whatever version wrote it."""
+    if claim is None:
+        _warn(f"{run_dir / 'config.yaml'}: missing; the run is collected without its config")
         return {}
-    if unreadable(path):  # warned about, as broken
-        return {}
-    try:
-        record = yamlio.read(path)
-    except (OSError, yamlio.YamlError) as err:
-        _warn(f"{path}: cannot be read ({err}); the run is collected without its config")
-        return {}
-    if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
-        _warn(f"{path}: not a run's config.yaml (no 'config' mapping); the run is collected without its config")
-        return {}
+    record = claim.record
     columns = {f"config.{key}": _scalar(value) for key, value in flatten_keys(record["config"]).items()}
     for key in ("run_id", "config_id", "seed"):
         if key in record and key not in identity:
@@ -285,27 +280,25 @@ def _scalar(value: Any) -> Any:
 
 
 def _read_records(path: Path) -> list[dict]:
-    """The records of a JSONL file, with a warning naming it when a line cannot be read (a torn last line)."""
-    try:
-        records = read_records(path)
-    except ValueError:  # not text: warned about, as broken
-        return []
-    if path.exists():
-        lines = sum(1 for line in path.read_text().splitlines() if line.strip())
-        if lines > len(records):
-            _warn(f"{path}: {lines - len(records)} of {lines} lines are not JSON records (skipped)")
+    """The records of a JSONL file, with a warning naming a torn last line (which an interrupted write leaves);
+    :class:`bench.run.rundir.RunFileError` naming the file and line when another line is not a record (training
+    refuses such a file too) or the file cannot be read."""
+    problems: list[str] = []
+    records = read_records(path, problems)
+    damaged = [problem for problem in problems if not problem.endswith(rundir.TORN_LINE)]
+    if damaged:
+        raise rundir.RunFileError(damaged[0] + (f" (and {len(damaged) - 1} more lines)" if len(damaged) > 1 else ""))
+    for problem in problems:
+        _warn(f"{problem} (skipped)")
     return records
 
 
 def _progress(run_dir: Path, stats: list[dict], records: list[dict]) -> dict:
     """The run's last step and total steps: from DONE, else from its logs."""
     done = run_dir / "DONE"
-    if done.exists():
-        try:
-            summary = rundir.read_json(done)
-            return {"last_step": summary["step"], "total_steps": summary["total_steps"]}
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            _warn(f"{done}: cannot be read ({err!r}); the run's progress comes from its logs")
+    if done.exists():  # read and checked by bench.run.rundir.check_run_dir already
+        summary = rundir.read_summary(done, "")
+        return {"last_step": summary["step"], "total_steps": summary["total_steps"]}
     steps = [r["step"] for r in stats + records if isinstance(r.get("step"), int)]
     totals = [r["total_steps"] for r in stats if isinstance(r.get("total_steps"), int)]
     return {"last_step": max(steps, default=None), "total_steps": totals[-1] if totals else None}

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import io
 import textwrap
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -33,9 +34,12 @@ from PIL import Image
 
 from bench.evaluation.metrics.histogram import LAB_BINS, lab_histograms
 from bench.report.analysis import REPORT_SPLIT, SECTION_COLUMNS, Analysis, better
+from bench.run import rundir
 from bench.run.rundir import atomic_write
+from bench.sweep.results import warn
 
 DPI = 100
+MAX_GRID_PIXELS = 1 << 26  # 64 Mpx, 192 MB decoded: a grid of 8 images of 1024x1024 is 10 Mpx
 GRID_PADDING = 2  # bench.evaluation.outputs.save_sample_grid: torchvision make_grid(..., nrow=3, padding=2)
 GRID_COLUMNS = 3  # input | output | ground truth
 CURVE_METRIC = "psnr_rgb8"
@@ -50,13 +54,41 @@ def save_figure(figure: Figure, path: Path) -> None:
     atomic_write(path, lambda handle: handle.write(buffer.getvalue()), mode="wb")
 
 
+class SampleGridError(ValueError):
+    """A file where a samples grid should be that is not one; the message names it."""
+
+
 def read_sample_grid(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(inputs, outputs, ground truths) of a samples grid, each uint8 (N, S, S, 3)."""
-    grid = np.asarray(Image.open(path).convert("RGB"))
-    side = (grid.shape[1] - GRID_PADDING) // GRID_COLUMNS - GRID_PADDING
-    rows = (grid.shape[0] - GRID_PADDING) // (side + GRID_PADDING)
-    if side < 1 or rows < 1 or grid.shape[1] != GRID_COLUMNS * (side + GRID_PADDING) + GRID_PADDING:
-        raise ValueError(f"{path}: {grid.shape[1]}x{grid.shape[0]} is not a samples grid of {GRID_COLUMNS} columns")
+    """(inputs, outputs, ground truths) of a samples grid, each uint8 (N, S, S, 3).
+
+    The file is read through ``bench.run.rundir``'s reader (a regular file inside its run directory, at most
+    ``MAX_IMAGE_BYTES``), and its size and shape are checked from the PNG header before a pixel is decoded:
+    anything else is a :class:`SampleGridError` (or the reader's ``RunFileError``) naming it.
+    """
+    data = rundir.read_bytes(path, rundir.MAX_IMAGE_BYTES)
+    if data is None:
+        raise SampleGridError(f"{path}: no such file")
+    try:
+        with warnings.catch_warnings():  # a size Pillow warns about is refused below, by its header
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError:
+        raise SampleGridError(f"{path}: more pixels than an image Pillow decodes; not a samples grid") from None
+    except Exception as err:  # Pillow raises many kinds on what is not an image it knows
+        raise SampleGridError(f"{path}: not an image ({type(err).__name__})") from None
+    width, height = image.size
+    side = (width - GRID_PADDING) // GRID_COLUMNS - GRID_PADDING
+    rows = (height - GRID_PADDING) // (side + GRID_PADDING) if side > 0 else 0
+    if side < 1 or rows < 1 or width != GRID_COLUMNS * (side + GRID_PADDING) + GRID_PADDING or \
+            height != rows * (side + GRID_PADDING) + GRID_PADDING:
+        raise SampleGridError(f"{path}: {width}x{height} is not a samples grid of {GRID_COLUMNS} columns")
+    if width * height > MAX_GRID_PIXELS:
+        raise SampleGridError(f"{path}: {width}x{height}, more than the {MAX_GRID_PIXELS:,} pixels a report reads "
+                              "of a samples grid")
+    try:
+        grid = np.asarray(image.convert("RGB"))
+    except Exception as err:  # truncated or damaged pixel data
+        raise SampleGridError(f"{path}: its pixels cannot be decoded ({type(err).__name__})") from None
 
     def tiles(column: int) -> np.ndarray:
         x = GRID_PADDING + column * (side + GRID_PADDING)
@@ -154,7 +186,8 @@ def curves_figure(analysis: Analysis, curves: pd.DataFrame, path: Path) -> bool:
 def sample_outputs(analysis: Analysis, results: Path) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """Per variant label, the outputs of its lowest-seed run's last samples grid; and the inputs and ground truth.
 
-    Variants whose grid is missing or shows other images than the first variant's are left out.
+    Variants whose grid is missing, cannot be read (a warning) or shows other images than the first variant's are
+    left out.
     """
     runs = analysis.reported.drop_duplicates("run_id").sort_values(["fixed", "variant_position", "seed"],
                                                                     kind="stable")
@@ -163,7 +196,11 @@ def sample_outputs(analysis: Analysis, results: Path) -> tuple[dict[str, np.ndar
         grid = last_sample_grid(results / run["run_dir"])
         if grid is None:
             continue
-        shown, output, truth = read_sample_grid(grid)
+        try:
+            shown, output, truth = read_sample_grid(grid)
+        except (SampleGridError, rundir.RunFileError) as err:  # one bad grid leaves the other variants' figures
+            warn(f"{err}; the figures show the other runs")
+            continue
         if truths is None:
             inputs, truths = shown, truth
         elif truth.shape != truths.shape or not np.array_equal(truth, truths):

@@ -203,3 +203,40 @@ def environment(device: torch.device, gpu_path: dict | None = None) -> dict:
         **describe(device),  # CPU model and ISA, math libraries and their pinned code paths, GPU
         "gpu_path": gpu_path,
     }
+
+
+def memory_bytes(device: Any = None) -> int:
+    """The memory a run on ``device`` can use: a CUDA device's own, else the machine's RAM or its cgroup's limit (a
+    container's, a SLURM job's), whichever is less."""
+    if device is not None and getattr(device, "type", device) == "cuda":
+        import torch
+        return int(torch.cuda.get_device_properties(device).total_memory)
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for limit in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(limit).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            total = min(total, int(text))
+    return total
+
+
+def format_bytes(n: float) -> str:
+    """``n`` bytes as people read them: 1.5 GiB, 300.0 MiB."""
+    for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{int(n)} bytes"
+
+
+def check_memory(what: str, needed: int, detail: str, advice: str, device: Any = None, bound: str = "at least") -> None:
+    """Refuse (ConfigError, exit 2) before allocating when ``needed`` bytes, what ``what`` will hold (``bound``: a
+    lower bound, or "up to" for an upper one), exceed :func:`memory_bytes`: a clear line instead of an allocator's
+    error or the OOM killer minutes later."""
+    available = memory_bytes(device)
+    if needed > available:
+        where = "this GPU has" if device is not None and getattr(device, "type", device) == "cuda" else \
+            "this machine has"
+        raise ConfigError(f"{what}: need {bound} {format_bytes(needed)} of memory; {where} "
+                          f"{format_bytes(available)} ({detail}); {advice}")

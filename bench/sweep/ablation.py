@@ -27,6 +27,7 @@ config once.  Where the data is not here, its runs carry ``UNKNOWN_DATA_ID`` and
 """
 from __future__ import annotations
 
+import collections
 import itertools
 import json
 import math
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import (
+    INT_LIMIT,
     SEED_LIMIT,
     ConfigError,
     RunConfig,
@@ -62,6 +64,8 @@ CONFIG_KEYS = frozenset(key for key, _, _ in describe_fields())
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 SUFFIX_MAX_CHARS = 80
 NAME_MAX_CHARS = 100  # it names the results folder, and with "-<profile>" its report folder
+MAX_RUNS = 2000  # grid points x seeds of one ablation file
+MAX_SLURM_MINUTES = 365 * 24 * 60  # slurm.time: a year (SLURM's own limit is a partition's MaxTime)
 
 
 class AblationError(ConfigError):
@@ -176,6 +180,7 @@ def parse_ablation(data: dict, source: str, overrides: list[str] | tuple[str, ..
         fail(f"description: got {description!r}; allowed: text")
 
     axes = _parse_grid(data.get("grid"), fail)
+    _check_size(axes, data.get("seeds", [0]), fail)
     axes = _apply_roles(axes, data.get("roles"), fail)
     base = _parse_base(data.get("base"), overrides, axes, fail)
     seeds = _parse_seeds(data.get("seeds", [0]), fail)
@@ -227,6 +232,16 @@ def _parse_grid(grid: Any, fail) -> tuple[Axis, ...]:
     return tuple(axes)
 
 
+def _check_size(axes: tuple[Axis, ...], seeds: Any, fail) -> None:
+    """Refuse, before expanding anything, a grid of more than MAX_RUNS runs (each costs milliseconds to expand and
+    plan, and a SLURM job array holds at most MaxArraySize tasks, 1001 by default)."""
+    points = math.prod(len(axis.values) for axis in axes)
+    n_seeds = len(seeds) if isinstance(seeds, list) else 1
+    if points * n_seeds > MAX_RUNS:
+        fail(f"grid: {points * n_seeds} runs ({points} grid points x {n_seeds} seeds); allowed: at most {MAX_RUNS} "
+             "runs in one ablation file (split it into several)")
+
+
 def _check_config_key(where: str, key: Any, fail) -> None:
     if key == "seed":
         fail(f"{where}: seeds are given by the top-level list seeds: [...]")
@@ -273,7 +288,7 @@ def _parse_seeds(seeds: Any, fail) -> tuple[int, ...]:
     for seed in seeds:
         if not 0 <= seed < SEED_LIMIT:
             fail(f"seeds: got {seed}; allowed: 0 <= seed < 2**63")
-    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    repeated = sorted(seed for seed, count in collections.Counter(seeds).items() if count > 1)
     if repeated:
         fail(f"seeds: {repeated[0]} appears more than once")
     return tuple(seeds)
@@ -324,8 +339,8 @@ def _parse_slurm(block: Any, fail) -> SlurmSettings:
     for key, minimum in (("gpus", 0), ("cpus", 1), ("array_parallelism", 1), ("max_num_timeout", 0),
                          ("signal_delay_s", 0), ("runs_per_task", 1)):
         if key in block:
-            if not _is_int(block[key]) or block[key] < minimum:
-                fail(f"slurm.{key}: got {block[key]!r}; allowed: an integer >= {minimum}")
+            if not _is_int(block[key]) or not minimum <= block[key] < INT_LIMIT:
+                fail(f"slurm.{key}: got {block[key]!r}; allowed: an integer >= {minimum} (below 2**63)")
             settings[key] = block[key]
     if "time" in block:
         settings["time_min"] = _minutes(block["time"], fail)
@@ -345,7 +360,10 @@ _TIME = re.compile(r"(?:(?P<days>\d+)-)?(?P<a>\d+)(?::(?P<b>\d+))?(?::(?P<c>\d+)
 
 def _minutes(value: Any, fail) -> int:
     """sbatch --time formats (minutes, MM:SS, HH:MM:SS, D-HH[:MM[:SS]]) as whole minutes, rounded up."""
+    too_long = f"slurm.time: got {value!r}; allowed: at most 365 days ({MAX_SLURM_MINUTES} minutes)"
     if _is_int(value) and value > 0:
+        if value > MAX_SLURM_MINUTES:
+            fail(too_long)
         return value
     match = _TIME.fullmatch(value) if isinstance(value, str) else None
     if match is None:
@@ -361,6 +379,8 @@ def _minutes(value: Any, fail) -> int:
         seconds = a * 60
     if seconds <= 0:
         fail(f"slurm.time: got {value!r}; allowed: a positive duration")
+    if seconds > MAX_SLURM_MINUTES * 60:
+        fail(too_long)
     return math.ceil(seconds / 60)
 
 

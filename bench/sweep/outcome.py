@@ -42,12 +42,14 @@ def record_outcome(run: Callable[..., dict], *args: Any, **kwargs: Any) -> dict:
     return summary
 
 
-def read_outcome(folder: str | Path, job_id: str) -> tuple[str, Any] | None:
+def read_outcome(folder: str | Path, job_id: str, within: str | Path | None = None) -> tuple[str, Any] | None:
     """(``"error"``, its last line) or (``"success"``, the summary fields) recorded by the job; None when it recorded
-    nothing, or something that is not an outcome (the file is input: it is checked, never trusted)."""
+    nothing, or something that is not an outcome (the file is input: it is checked, never trusted, and read through
+    ``bench.run.rundir``'s reader: only inside ``within``, the results folder, and only a small regular file)."""
     try:
-        record = json.loads(outcome_path(folder, job_id).read_text())
-    except (OSError, ValueError, RecursionError):
+        record = json.loads(rundir.read_text(outcome_path(folder, job_id), rundir.MAX_SUMMARY_BYTES,
+                                             within=within) or "")
+    except (OSError, ValueError, RecursionError):  # RunFileError is a ValueError
         return None
     if not isinstance(record, dict):
         return None

@@ -16,23 +16,21 @@ cannot be read is a :class:`ResultsWarning` naming it, never a crash of the whol
 """
 from __future__ import annotations
 
-import codecs
 import contextlib
-import json
 import os
 import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
-from bench.config import ConfigError, config_from_dict, read_yaml, yamlio
+from bench.config import ConfigError, yamlio
 from bench.run import rundir
-from bench.run.identity import run_id, same_run
+from bench.run.identity import same_run
 from bench.sweep.ablation import Ablation, PlannedRun, parse_ablation
 
-EXECUTORS = ("slurm", "local", "debug")
+MAX_WARNINGS_PER_FILE = 3  # a file with many bad lines is named, not printed whole
 
 
 class ResultsWarning(UserWarning):
@@ -60,50 +58,11 @@ def printed_warnings() -> Iterator[None]:
         warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
 
 
-def unreadable(path: Path, sample: int | None = None) -> str | None:
-    """Why the file ``path`` cannot be read as text: ``"<path>: <why>"``; None when it is absent or text.
-
-    Binary garbage, another encoding, or a directory where the file should be.  With ``sample``
-    only the first and last ``sample`` bytes are checked (``colorbench status`` polls many runs).
-    """
-    if not path.exists() and not path.is_symlink():
-        return None
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(sample if sample is not None else -1)
-            size = os.fstat(handle.fileno()).st_size
-            tail_at = max(len(head), size - sample) if sample is not None else size
-            handle.seek(tail_at)
-            tail = handle.read()
-    except OSError as err:
-        return f"{path}: cannot be read ({err.strerror or err})"
-    skip = next((i for i, byte in enumerate(tail[:4]) if byte & 0xC0 != 0x80), 0)  # the rest of a cut character
-    for offset, data, final in ((0, head, not tail), (tail_at + skip, tail[skip:], True)):
-        try:
-            codecs.getincrementaldecoder("utf-8")().decode(data, final=final)  # a character cut at the end is fine
-        except UnicodeDecodeError as err:
-            return f"{path}: not UTF-8 text (byte 0x{data[err.start]:02x} at offset {offset + err.start})"
-    return None
-
-
-def read_records(path: Path) -> list[dict]:
-    """The JSON records of the JSONL file ``path`` (lines that are not records skipped); ``ValueError`` naming the
-    file when it cannot be read as text at all."""
-    problem = unreadable(path)
-    if problem is not None:
-        raise ValueError(problem)
-    try:
-        return list(rundir.read_jsonl(path))
-    except RecursionError:  # a line of thousands of nested brackets
-        return [record for record in (_json_line(line) for line in path.read_text().splitlines())
-                if isinstance(record, dict)]
-
-
-def _json_line(line: str) -> Any:
-    try:
-        return json.loads(line)
-    except (ValueError, RecursionError):
-        return None
+def read_records(path: Path, problems: list[str] | None = None) -> list[dict]:
+    """The valid records of the JSONL file ``path`` (``bench.run.rundir.read_jsonl``: each line that is not one is
+    skipped and named, ``"<path>: line <n>: <why>"``, in ``problems``); :class:`bench.run.rundir.RunFileError` (a
+    ValueError) naming the file when it cannot be read as text at all."""
+    return rundir.read_jsonl(path, problems=problems)
 
 
 class RunDirConflict(ConfigError):
@@ -130,9 +89,9 @@ class AblationResults:
 
     def read_snapshot(self) -> Ablation:
         """The ablation last swept into this folder."""
-        if not self.snapshot_path.exists():
+        if not os.path.lexists(self.snapshot_path):
             raise ConfigError(f"{self.root}: not an ablation's results folder (no ablation.yaml)")
-        data = read_yaml(self.snapshot_path, "ablation snapshot")
+        data = rundir.read_yaml(self.snapshot_path)
         if not isinstance(data, dict):
             raise ConfigError(f"{self.snapshot_path}: not an ablation (expected a mapping)")
         return parse_ablation(data, str(self.snapshot_path))
@@ -156,18 +115,23 @@ class AblationResults:
         existing = self.existing_dirs(run)
         return existing[0] if existing else self.root / run.dir_name
 
+    def run_dir_problem(self, run: PlannedRun) -> rundir.RunDirError | None:
+        """Why the directory of ``run`` is not consistent (``bench.run.rundir.check_run_dir``, the rule every command
+        applies; one directory per run): a :class:`bench.run.rundir.ForeignRunError` where its files name another
+        run; None when it is consistent or not there yet."""
+        existing = self.existing_dirs(run)
+        if len(existing) > 1:
+            return rundir.ForeignRunError(f"run {run.run_id} has {len(existing)} directories: "
+                                          + ", ".join(p.name for p in existing))
+        return rundir.run_dir_problem(existing[0], run.run_id) if existing else None
+
     def check_conflicts(self, runs: tuple[PlannedRun, ...] | list[PlannedRun]) -> None:
-        """Raise :class:`RunDirConflict` listing every directory that holds another run than planned."""
-        problems = []
-        for run in runs:
-            existing = self.existing_dirs(run)
-            if len(existing) > 1:
-                problems.append(f"run {run.run_id} has {len(existing)} directories: "
-                                + ", ".join(p.name for p in existing))
-            for path in existing:
-                problem = _claim_problem(path, run)
-                if problem:
-                    problems.append(f"{path}: {problem}")
+        """Raise :class:`RunDirConflict` listing every directory that holds another run than planned.
+
+        A directory whose files cannot be read is not a conflict: its run is broken, and left alone.
+        """
+        problems = [str(problem) for run in runs
+                    if isinstance(problem := self.run_dir_problem(run), rundir.ForeignRunError)]
         if problems:
             raise RunDirConflict(f"{self.root}: refusing to touch runs whose directories hold something else "
                                  "(move them away or use another --results folder):\n  " + "\n  ".join(problems))
@@ -180,53 +144,31 @@ class AblationResults:
     def latest_jobs(self) -> dict[str, dict]:
         """The latest job record of each run id.
 
-        A jobs.jsonl that cannot be read, and records that are not job records, are warnings
-        (:class:`ResultsWarning`): the runs' states then come from their directories alone.
+        A jobs.jsonl that cannot be read, and records that are not job records (each named by its
+        line), are warnings (:class:`ResultsWarning`): the runs' states then come from their
+        directories alone.
         """
+        problems: list[str] = []
         try:
-            records = read_records(self.jobs_path)
+            records = read_records(self.jobs_path, problems)
         except ValueError as err:
             warn(f"{err}; the runs' job states are not known, their states come from their directories")
             return {}
+        for problem in problems[:MAX_WARNINGS_PER_FILE]:
+            warn(f"{problem} (skipped)")
+        if len(problems) > MAX_WARNINGS_PER_FILE:
+            warn(f"{self.jobs_path}: {len(problems) - MAX_WARNINGS_PER_FILE} more lines are not job records (skipped)")
         jobs = {record["run_id"]: record for record in records if _is_job_record(record)}
         skipped = sum(not _is_job_record(record) for record in records)
         if skipped:
-            warn(f"{self.jobs_path}: {skipped} of {len(records)} records are not job records (skipped)")
+            warn(f"{self.jobs_path}: {skipped} of {len(records)} records lack their executor's job id or process "
+                 "(skipped)")
         return jobs
 
 
-def _claim_problem(path: Path, run: PlannedRun) -> str | None:
-    """Why ``path`` does not hold ``run`` (None when it does, or holds nothing yet)."""
-    claim = path / "config.yaml"
-    if not claim.exists():
-        return None
-    if unreadable(claim):  # garbage, not another run's claim: `colorbench status` shows the run as broken
-        return None
-    try:
-        record = yamlio.read(claim) or {}
-        if not isinstance(record, dict) or not isinstance(record.get("config", {}), dict):
-            raise ConfigError("not a mapping with a config mapping")
-        stored = config_from_dict(record.get("config", {}))
-    except (OSError, yamlio.YamlError, ConfigError) as err:
-        return f"config.yaml cannot be read as a run config ({err})"
-    claimed, data = record.get("run_id"), record.get("data_id")
-    if not isinstance(claimed, str) or not same_run(run.run_id, claimed):
-        return f"holds run {claimed!r}, not {run.run_id!r}"
-    if not isinstance(data, str):
-        return f"config.yaml says run {claimed!r} but names no data id"
-    if run_id(stored, data) != claimed:
-        return f"config.yaml says run {claimed!r} but its config is run {run_id(stored, data)!r}"
-    return None
-
-
-def _is_job_record(record: Any) -> bool:
-    """Whether ``record`` has the fields ``colorbench status`` reads, of their types (jobs.jsonl is input too)."""
-    if not (isinstance(record, dict) and isinstance(record.get("run_id"), str) and record.get("executor") in EXECUTORS
-            and isinstance(record.get("time"), (int, float)) and isinstance(record.get("folder", ""), str)
-            and isinstance(record.get("error", ""), str)):
-        return False
-    job_id = record.get("job_id")
+def _is_job_record(record: dict) -> bool:
+    """Whether a job record (its fields' types checked by ``bench.run.rundir``) has what its executor needs: a
+    local job its process, the others their job id."""
     if record["executor"] == "local":
-        return ((job_id is None or isinstance(job_id, str)) and isinstance(record.get("pid"), int)
-                and isinstance(record.get("pid_start"), (int, type(None))))
-    return isinstance(job_id, str)
+        return "pid" in record
+    return isinstance(record.get("job_id"), str)

@@ -15,6 +15,7 @@ with the file as its reason.
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,11 +26,11 @@ from submitit.slurm.slurm import SlurmInfoWatcher
 from bench.run import rundir
 from bench.sweep.ablation import PlannedRun, format_value
 from bench.sweep.outcome import read_outcome
-from bench.sweep.results import AblationResults, read_records, unreadable
+from bench.sweep.results import AblationResults, read_records
 
 STATES = ("done", "running", "pending", "interrupted", "failed", "diverged", "missing", "broken")
-TEXT_FILES = ("config.yaml", "stats.jsonl", "metrics.jsonl")  # a run is broken when one of them is not text
-SAMPLE_BYTES = 1 << 16  # of each, at its start and its end: status polls every run, metrics.jsonl can be large
+LOG_FILES = ("stats.jsonl", "metrics.jsonl")  # a run is broken when one of them holds a line that is not a record
+TORN = rundir.TORN_LINE
 STDERR_TAIL_LINES = 8
 # sacct knows a job a moment after sbatch returns; a job it never knows about is gone.
 UNKNOWN_JOB_GRACE_S = 120
@@ -62,90 +63,119 @@ def collect_status(results: AblationResults, runs: tuple[PlannedRun, ...] | list
     jobs = results.latest_jobs()
     jobs = {run.run_id: jobs[run.run_id] for run in runs if run.run_id in jobs}
     phases = _job_phases(jobs)
-    return [_run_status(run, results.run_dir(run), jobs.get(run.run_id), *phases.get(run.run_id, ("", "")))
-            for run in runs]
+    return [_run_status(results, run, jobs.get(run.run_id), *phases.get(run.run_id, ("", ""))) for run in runs]
 
 
-def _run_status(run: PlannedRun, run_dir: Path, job: dict | None, phase: str, scheduler_state: str) -> RunStatus:
+def _run_status(results: AblationResults, run: PlannedRun, job: dict | None, phase: str,
+                scheduler_state: str) -> RunStatus:
     """``phase`` is the job's: pending, running, ended, or '' when no job ran the run."""
+    run_dir = results.run_dir(run)
     status = RunStatus(run, run_dir, "missing", job=job)
-    broken = [problem for name in TEXT_FILES if (problem := unreadable(run_dir / name, sample=SAMPLE_BYTES))]
-    if broken:
-        status.state, status.reason = "broken", "; ".join(broken)
+    problem = _broken(results, run, run_dir)
+    if problem is not None:
+        status.state, status.reason = "broken", problem
         return status
-    if (run_dir / "DONE").exists():
-        try:
-            done = rundir.read_summary(run_dir / "DONE", "delete it, and colorbench sweep --rerun-failed writes it "
-                                       "anew from the run's checkpoint")
-            status.step, status.total_steps = int(done["step"]), int(done["total_steps"])
-        except (rundir.RunDirError, KeyError, TypeError, ValueError) as err:
-            problem = str(err) if isinstance(err, rundir.RunDirError) else (
-                f"{run_dir / 'DONE'}: not a valid summary (no valid step and total_steps); delete it, and colorbench "
-                "sweep --rerun-failed writes it anew from the run's checkpoint")
-            status.state, status.reason = "failed", problem
-            return status
-        status.state = "done"
+    if os.path.lexists(run_dir / "DONE"):  # read and checked by the rule, a run's own
+        done = rundir.read_summary(run_dir / "DONE", "")
+        status.state, status.step, status.total_steps = "done", done["step"], done["total_steps"]
         return status
     status.step, status.total_steps = _progress(run_dir)
-    if phase in ("pending", "running") and job.get("pack") and _job_result(job) is not None:
+    if phase in ("pending", "running") and job.get("pack") and _job_result(results, job) is not None:
         phase = "ended"  # a packed run whose own process has ended while its neighbours in the job go on
     if phase in ("pending", "running"):
         status.state = phase
         return status
     if phase == "ended":
-        status.stderr_path = JobPaths(job["folder"], job_id=job["job_id"], task_id=0).stderr
-        status.stderr_tail = _tail(status.stderr_path)
-    stopped_at = _interrupted_step(job) if phase == "ended" else None
-    if (run_dir / "FAILED").exists():
+        status.stderr_path, status.stderr_tail = _stderr_tail(results, job)
+    stopped_at = _interrupted_step(results, job) if phase == "ended" else None
+    if os.path.lexists(run_dir / "FAILED"):
         status.state, status.reason = "diverged", _divergence_reason(run_dir / "FAILED")
     elif stopped_at is not None:
         status.state = "interrupted"
         status.reason = f"a signal stopped it at step {stopped_at}, saved; colorbench sweep continues it"
     elif phase == "ended":
-        status.state, status.reason = "failed", _failure_reason(job, scheduler_state)
+        status.state, status.reason = "failed", _failure_reason(results, job, scheduler_state)
     elif status.step is not None:
         status.state, status.reason = "failed", f"stopped at step {status.step}; no job of this folder ran it"
     return status
+
+
+def _broken(results: AblationResults, run: PlannedRun, run_dir: Path) -> str | None:
+    """Why the run is broken: its directory breaks the rule every command applies (``bench.run.rundir.check_run_dir``:
+    config.yaml, DONE, FAILED and checkpoint.pt name this run), a log cannot be read as text, or a log line other
+    than a torn last one is not a record (training refuses such a directory too); None when it is not."""
+    problem = results.run_dir_problem(run)
+    if problem is not None:
+        return str(problem)
+    for name in LOG_FILES:
+        try:
+            damaged = [line for line in log_problems(run_dir / name) if not line.endswith(TORN)]
+        except rundir.RunFileError as err:
+            return str(err)
+        if damaged:
+            return damaged[0]
+    return None
+
+
+def log_problems(path: Path) -> list[str]:
+    """The lines of a log that are not records, each ``"<path>: line <n>: <why>"``."""
+    problems: list[str] = []
+    read_records(path, problems)
+    return problems
 
 
 def _progress(run_dir: Path) -> tuple[int | None, int | None]:
     """(last logged step, total steps) of an unfinished run; None where not known yet."""
     if not run_dir.exists():
         return None, None
-    records = [r for r in read_records(run_dir / "stats.jsonl") if isinstance(r.get("step"), int)]
+    try:
+        records = read_records(run_dir / "stats.jsonl")
+    except rundir.RunFileError:  # checked by _broken; replaced by a FIFO or a link meanwhile: no progress known
+        return None, None
     return (records[-1]["step"], records[-1].get("total_steps")) if records else (0, None)
 
 
 def _divergence_reason(path: Path) -> str:
-    try:
-        return str(rundir.read_summary(path, "delete it to run the run again")["reason"])
-    except rundir.RunDirError as err:
-        return str(err)
-    except KeyError:
-        return f"{path}: names no reason"
+    summary = rundir.read_summary(path, "")  # read and checked by the rule already
+    return str(summary["reason"]) if "reason" in summary else f"{path}: names no reason"
 
 
-def _job_result(job: dict) -> tuple[str, object] | None:
+def _job_result(results: AblationResults, job: dict) -> tuple[str, object] | None:
     """(``error``, its last line) or (``success``, the run's summary) as the job recorded them in JSON
-    (``bench.sweep.outcome``); None when it recorded nothing readable."""
+    (``bench.sweep.outcome``); None when it recorded nothing readable inside the results folder."""
     if not job.get("folder") or not job.get("job_id"):
         return None
-    return read_outcome(job["folder"], job["job_id"])
+    return read_outcome(job["folder"], job["job_id"], within=results.root)
 
 
-def _interrupted_step(job: dict | None) -> int | None:
+def _stderr_tail(results: AblationResults, job: dict) -> tuple[Path | None, list[str]]:
+    """The job's stderr file and its last lines, read through ``bench.run.rundir``: only inside the results folder
+    (jobs.jsonl is input, and its folder field may name any folder of the machine), only the end of the file; a
+    file that cannot be read is one line saying why."""
+    if not job.get("folder") or not job.get("job_id"):
+        return None, []
+    path = JobPaths(job["folder"], job_id=job["job_id"], task_id=0).stderr
+    try:
+        text = rundir.read_tail(path, within=results.root) or ""
+    except rundir.RunFileError as err:
+        return path, [f"(not shown: {err})"]
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    return path, lines[-STDERR_TAIL_LINES:]
+
+
+def _interrupted_step(results: AblationResults, job: dict | None) -> int | None:
     """The step a job that a signal stopped saved its run at; None for any other ending."""
-    result = _job_result(job) if job else None
+    result = _job_result(results, job) if job else None
     if result is None or result[0] != "success" or not isinstance(result[1], dict):
         return None
     summary = result[1]
     return summary.get("step") if summary.get("state") == "interrupted" and summary.get("signal") else None
 
 
-def _failure_reason(job: dict, scheduler_state: str) -> str:
+def _failure_reason(results: AblationResults, job: dict, scheduler_state: str) -> str:
     if job.get("error"):  # recorded by the sweep itself (debug executor)
         return job["error"]
-    result = _job_result(job)
+    result = _job_result(results, job)
     if result is not None:
         outcome, value = result
         if outcome == "error":
@@ -200,15 +230,6 @@ def process_start_time(pid: int) -> int | None:
     except (OSError, IndexError):
         return None
     return None if fields[0] == "Z" else int(fields[19])
-
-
-def _tail(path: Path) -> list[str]:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:  # none yet (or not a file)
-        return []
-    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
-    return lines[-STDERR_TAIL_LINES:]
 
 
 def format_table(statuses: list[RunStatus], actions: dict[str, str] | None = None) -> str:

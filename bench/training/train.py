@@ -23,20 +23,23 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
-from bench.config import ConfigError, RunConfig, config_to_dict
-from bench.config.yamlio import (  # colorbench's one YAML reader: no aliases (bombs), no duplicate keys
-    YamlError,
-    dumps,
-    read,
-)
+from bench.config import RunConfig, config_to_dict
+from bench.config.yamlio import dumps, read  # colorbench's one YAML reader: no aliases (bombs), no duplicate keys
 from bench.data import prepare_data
 from bench.data.fingerprint import data_fingerprint
 from bench.evaluation.baselines import is_grey_input, record_grey_input
 from bench.evaluation.outputs import evaluation_outputs, save_sample_grid
 from bench.evaluation.scoring import dataset_identity, metric_records, scoring_setup
 from bench.models import build_networks
+from bench.models.memory import check_training_fits
 from bench.run import reproducible, rundir
-from bench.run.checkpoint import CHECKPOINT_FILE, FINISHED_CHECKPOINT_KEYS, load_checkpoint, save_checkpoint
+from bench.run.checkpoint import (
+    CHECKPOINT_FILE,
+    FINISHED_CHECKPOINT_KEYS,
+    load_checkpoint,
+    load_own_checkpoint,
+    save_checkpoint,
+)
 from bench.run.identity import config_id, data_id_of, run_id
 from bench.run.machine import environment, resolve_device
 from bench.run.randomness import rng_state, seed_all, set_rng_state
@@ -91,6 +94,7 @@ def train(config: RunConfig, run_dir: str | Path, stop_after_step: int | None = 
     named the directory by, must still be it (else the data changed since it was planned).
     """
     reproducible.configure_torch()
+    check_training_fits(config, resolve_device(config.device))  # before writing or allocating anything
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     fingerprint = data_fingerprint(config, fetch=True)  # reads the photos' bytes (cached by size, mtime), decodes none
@@ -211,40 +215,20 @@ def _step_schedulers(*schedulers) -> None:
                 scheduler.step()
 
 
-# Files a run writes after its config.yaml: one of them without config.yaml is a directory whose
-# config.yaml was deleted, so which run they belong to can no longer be checked.
-_RUN_FILES = (CHECKPOINT_FILE, "stats.jsonl", "metrics.jsonl", "data_manifest.json", "samples", "DONE", "FAILED")
 
 
 def _check_run_dir(run_dir: Path, run: str) -> None:
-    """Refuse a directory that belongs to another run, or whose config.yaml is missing or unreadable."""
-    path = run_dir / "config.yaml"
-    if path.exists():
-        try:
-            existing = read(path)
-        except YamlError as err:
-            raise rundir.RunDirError(f"{path}: cannot be read ({type(err).__name__}); restore it, or use another "
-                                     "--out directory") from None
-        existing = existing if isinstance(existing, dict) else {}
-        if existing.get("run_id") != run:
-            raise ConfigError(f"{run_dir}: holds run {existing.get('run_id')!r}, not {run!r} "
-                              "(a different config, seed or data); use another --out directory")
-        return
-    leftovers = [name for name in _RUN_FILES if (run_dir / name).exists()]
-    if leftovers:
-        raise rundir.RunDirError(f"{run_dir}: holds {', '.join(leftovers)} but no config.yaml ({path} was deleted?), "
-                                 "so which run they belong to cannot be checked; put config.yaml back, or use "
-                                 "another --out directory")
+    """Refuse a directory that is not consistent or holds another run (the rule every command applies:
+    config.yaml, DONE, FAILED and checkpoint.pt name this run), and one whose logs hold a line that is not a record."""
+    rundir.check_run_dir(run_dir, run, logs=True)
 
 
 def _done_summary(run_dir: Path, run: str) -> dict:
-    path = run_dir / "DONE"
-    summary = rundir.read_summary(path, "delete it and run the same command again to write it anew "
+    """The finished run's summary (DONE, checked by :func:`_check_run_dir`), naming the directory it is in now: a
+    copied results folder's DONE names the one it was written in."""
+    summary = rundir.read_summary(run_dir / "DONE", "delete it and run the same command again to write it anew "
                                   "from the run's checkpoint")
-    if summary.get("run_id") != run:
-        raise rundir.RunDirError(f"{path}: the summary of run {summary.get('run_id')!r}, not of this directory's "
-                                 f"run {run!r}; delete it and run the same command again")
-    return summary
+    return {**summary, "run_dir": str(run_dir), "run_id": run, "metrics": summary.get("metrics", {})}
 
 
 def _claim_run_dir(run_dir: Path, config: RunConfig, fingerprint: dict, data_id: str, device: torch.device) -> bool:
@@ -271,18 +255,7 @@ def _record_gpu_path(run_dir: Path, config: RunConfig, device: torch.device, pla
 
 def _own_checkpoint(run_dir: Path, run: str) -> dict | None:
     """checkpoint.pt of ``run_dir`` if there is one; one of another run, or damaged, raises RunDirError."""
-    path = run_dir / CHECKPOINT_FILE
-    if not path.exists():
-        return None
-    state = load_checkpoint(path)
-    advice = "delete it to restart this run from step 0, or put back this run's own checkpoint"
-    if "run_id" not in state:
-        raise rundir.RunDirError(f"{path}: does not say which run it belongs to (no run id: an older colorbench "
-                                 f"wrote it, or another program); {advice}")
-    if state["run_id"] != run:
-        raise rundir.RunDirError(f"{path}: belongs to run {state['run_id']!r}, not to this directory's run "
-                                 f"{run!r} (copied or moved here?); {advice}")
-    return state
+    return load_own_checkpoint(run_dir / CHECKPOINT_FILE, run)
 
 
 def _resume(run_dir: Path, parts: dict, state: dict | None, total_steps: int) -> tuple[int, "_StatsWindow"]:
