@@ -11,8 +11,8 @@ leaves its findings.  Correctness:
   CPU path's batches bit for bit (``bench.training.batches``);
 * ``cpu_vs_device``: the same initial weights and batches, 20 updates on the CPU and on the
   device in fp32 (TF32 off, dropout off: CPU and CUDA draw dropout masks from different
-  generators); every loss term of every update within :data:`LOSS_RTOL` (and the first
-  update within :data:`FIRST_RTOL`);
+  generators); every loss term of the first update within :data:`FIRST_RTOL` (rounding
+  alone) and of every update within :data:`LOSS_RTOL` (rounding amplified by training);
 * ``determinism``: in the reproducible mode (deterministic algorithms, ``CUBLAS_WORKSPACE_CONFIG``,
   cuDNN benchmark off) ``train`` on the device twice, and once interrupted half-way and
   resumed: every file of the three run directories equal (``bench.run.compare``);
@@ -22,7 +22,7 @@ leaves its findings.  Correctness:
 Speed (images/s, ms/step and peak memory of the real ``train_step``, batches resident on the
 device): unet_256 at batch 1 at 256², unet_128 at batch 16 at 128², the ``cpu`` profile's
 network at 64² at batch 1 (also with host batches and pinned copies), that network packed K =
-1, 2, 4, 8, 16 processes per GPU, and seed 000's workload (8,000 COCO images x 50 epochs at
+1, 2, 4, 8, 16 processes per GPU, and source report 000's workload (8,000 COCO images x 50 epochs at
 128², batch 16) extrapolated to minutes.  ``--tiny`` shrinks every network and image so the
 whole check runs on two CPU cores in under a minute (the test suite runs it).
 
@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import json
 import math
 import os
@@ -65,10 +64,14 @@ from bench.training.batches import device_training_batch, training_batch  # noqa
 from bench.training.gpu_path import configure_math, place_networks  # noqa: E402
 from bench.training.step import build_optimizer, train_step  # noqa: E402
 
-LOSS_RTOL = 2e-2  # CPU against device, every loss term of 20 fp32 updates (a GAN amplifies last-bit differences)
-FIRST_RTOL = 1e-4  # ... and of the first update, before any amplification
+# CPU against device in fp32, largest relative difference of a loss term.  The first update sees only rounding
+# (two CPU kernel choices for the same arithmetic, measured on the check's network: 7e-8 to 3e-7); later ones
+# see it amplified by training a GAN (the same pairs after 20 updates: 1.2e-2 and 4.6e-2).  A wrong weight,
+# batch or loss differs by far more from the first update on.
+FIRST_RTOL = 1e-4
+LOSS_RTOL = 1e-1  # every update of the 20
 UPDATES = {False: 20, True: 5}  # --tiny checks the plumbing with fewer
-SEED000_IMAGES, SEED000_EPOCHS = 8000, 50
+REPORT000_IMAGES, REPORT000_EPOCHS = 8000, 50
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -79,12 +82,12 @@ def _net(size: int, depth: int, ngf: int, ndf: int, n_layers: int, batch: int, *
             f"discriminator.ndf={ndf}", f"discriminator.n_layers={n_layers}", f"data.batch_size={batch}", *extra]
 
 
-SEED000 = ["colour_space=rgb", "optim.grad_clip_norm=1.0", "optim.grad_clip_scope=generator"]
+REPORT000 = ["colour_space=rgb", "optim.grad_clip_norm=1.0", "optim.grad_clip_scope=generator"]
 WORKLOADS = {  # name -> (full-scale overrides, --tiny overrides)
     "unet_256 b1 256px": (_net(256, 8, 64, 64, 3, 1), _net(64, 6, 8, 8, 1, 1)),
     "unet_128 b16 128px": (_net(128, 7, 64, 64, 3, 16), _net(32, 5, 8, 8, 1, 4)),
     "cpu-profile b1 64px": (_net(64, 6, 32, 32, 3, 1), _net(32, 5, 8, 8, 1, 1)),
-    "seed000 b16 128px": (_net(128, 7, 64, 64, 3, 16, *SEED000), _net(32, 5, 8, 8, 1, 4, *SEED000)),
+    "report-000 b16 128px": (_net(128, 7, 64, 64, 3, 16, *REPORT000), _net(32, 5, 8, 8, 1, 4, *REPORT000)),
 }
 CHECK_NET = {False: _net(64, 6, 32, 32, 3, 8), True: _net(32, 5, 8, 8, 1, 4)}  # the correctness checks' network
 PACKED = {False: (1, 2, 4, 8, 16), True: (1, 2)}
@@ -162,7 +165,8 @@ def peak_memory(device: torch.device) -> dict[str, float | None]:
     if device.type == "cuda":
         return {"peak_allocated_mib": torch.cuda.max_memory_allocated(device) / 2 ** 20,
                 "peak_reserved_mib": torch.cuda.max_memory_reserved(device) / 2 ** 20}
-    return {"peak_allocated_mib": None, "process_max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"peak_allocated_mib": None, "process_max_rss_mib": rss_mib}
 
 
 @contextlib.contextmanager
@@ -261,11 +265,12 @@ def check_precisions(device: torch.device, tiny: bool, scratch: Path) -> dict:
     for name, values in losses.items():
         finite = all(math.isfinite(v) for step in values for v in step.values())
         rel = relative_differences(losses["fp32"], values)
-        result["variants"][name] = {"finite": finite, "first_rel_diff_to_fp32": rel[0], "max_rel_diff_to_fp32": max(rel)}
+        result["variants"][name] = {"finite": finite, "first_rel_diff_to_fp32": rel[0],
+                                    "max_rel_diff_to_fp32": max(rel)}
         result["passed"] &= finite
     result["detail"] = "; ".join(f"{name}: {'finite' if v['finite'] else 'NOT FINITE'}, first update "
-                                 f"{v['first_rel_diff_to_fp32']:.1e} from fp32" for name, v in result["variants"].items()
-                                 if name != "fp32")
+                                 f"{v['first_rel_diff_to_fp32']:.1e} from fp32"
+                                 for name, v in result["variants"].items() if name != "fp32")
     return result
 
 
@@ -303,7 +308,7 @@ def measure_speed(device: torch.device, tiny: bool, budget: Budget, scratch: Pat
     plan = [(name, precision, []) for name in ("unet_256 b1 256px", "unet_128 b16 128px") for precision in precisions]
     plan += [("cpu-profile b1 64px", "fp32", []), ("cpu-profile b1 64px", "fp32", ["compute.training_images=host"]),
              ("unet_128 b16 128px", "bf16", ["compute.channels_last=true"])]
-    plan += [("seed000 b16 128px", precision, []) for precision in precisions]
+    plan += [("report-000 b16 128px", precision, []) for precision in precisions]
     for name, precision, extra in plan:
         if budget.left() < 20 and not tiny:
             rows.append({"workload": name, "precision": precision, "extra": extra, "skipped": "time budget"})
@@ -316,13 +321,13 @@ def measure_speed(device: torch.device, tiny: bool, budget: Budget, scratch: Pat
             result = {"error": f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"}
         rows.append({"workload": name, "precision": precision, "extra": extra, **result})
         report()
-    return {"rows": rows, "seed000_minutes": seed000_minutes(rows)}
+    return {"rows": rows, "report000_minutes": report000_minutes(rows)}
 
 
-def seed000_minutes(rows: list[dict]) -> dict[str, float]:
-    """Seed 000's training (8,000 images x 50 epochs at 128², batch 16) in minutes at each measured rate."""
-    return {row["precision"]: SEED000_IMAGES * SEED000_EPOCHS / row["images_per_s"] / 60 for row in rows
-            if row["workload"] == "seed000 b16 128px" and "images_per_s" in row}
+def report000_minutes(rows: list[dict]) -> dict[str, float]:
+    """Source report 000's training (8,000 images x 50 epochs at 128², batch 16) in minutes at each measured rate."""
+    return {row["precision"]: REPORT000_IMAGES * REPORT000_EPOCHS / row["images_per_s"] / 60 for row in rows
+            if row["workload"] == "report-000 b16 128px" and "images_per_s" in row}
 
 
 class PackedWorkers:
@@ -481,24 +486,26 @@ def markdown(report: dict) -> str:
             "pass" if check.get("passed") else "FAIL"
         detail = check.get("skipped") or check.get("error") or check.get("detail", "")
         lines.append(f"| {name} | {verdict} | {detail} |")
-    lines += ["", "## Speed", "", "Real `train_step`s on synthetic photos, median after warm-up; batches cropped on the "
-              "device unless the setting says host.", "",
+    lines += ["", "## Speed", "", "Real `train_step`s on synthetic photos, median after warm-up; batches cropped on "
+              "the device unless the setting says host.", "",
               f"| workload | precision | setting | images/s | ms/step | {peak} |", "|---|---|---|---|---|---|"]
     for row in report["speed"].get("rows", []):
         setting = ", ".join(row["extra"]) or "default"
         if "images_per_s" in row:
+            memory = row.get("peak_allocated_mib") or row.get("process_max_rss_mib")
             lines.append(f"| {row['workload']} | {row['precision']} | {setting} | {row['images_per_s']:.1f} | "
-                         f"{row['ms_per_step']:.1f} | {_mib(row.get('peak_allocated_mib') or row.get('process_max_rss_mib'))} |")
+                         f"{row['ms_per_step']:.1f} | {_mib(memory)} |")
         else:
             lines.append(f"| {row['workload']} | {row['precision']} | {setting} | "
                          f"{row.get('skipped') or row.get('error')} | | |")
-    minutes = report["speed"].get("seed000_minutes", {})
+    minutes = report["speed"].get("report000_minutes", {})
     if minutes:
-        lines += ["", "Seed 000's workload (8,000 images x 50 epochs at 128², batch 16; evaluations left out), "
-                  "extrapolated: " + ", ".join(f"{m:.1f} min in {p}" for p, m in minutes.items())
+        lines += ["", "Source report 000's workload (8,000 images x 50 epochs at 128², batch 16; evaluations left "
+                  "out), extrapolated: " + ", ".join(f"{m:.1f} min in {p}" for p, m in minutes.items())
                   + " (published: about 6 h on one GPU)."]
     lines += ["", "## Packed runs", "", "The cpu profile's network at 64², batch 1: K processes training at once on "
-              "one device, each its own run.", "", f"| runs K | images/s together | per run | vs K = 1 | {peak} per run |",
+              "one device, each its own run.", "",
+              f"| runs K | images/s together | per run | vs K = 1 | {peak} per run |",
               "|---|---|---|---|---|"]
     for row in report["packed"]:
         if "images_per_s" in row:

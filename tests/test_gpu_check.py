@@ -45,17 +45,17 @@ def test_the_tiny_check_runs_every_section_and_writes_its_json_and_markdown(tmp_
 
     rows = report["speed"]["rows"]
     assert {row["workload"] for row in rows} == {"unet_256 b1 256px", "unet_128 b16 128px", "cpu-profile b1 64px",
-                                                 "seed000 b16 128px"}
+                                                 "report-000 b16 128px"}
     for row in rows:
         batch = 1 if " b1 " in row["workload"] else 4  # --tiny shrinks batch 16 to 4
         assert row["images_per_s"] > 0 and row["ms_per_step"] * row["images_per_s"] == pytest.approx(1000 * batch)
     host = [row for row in rows if row["extra"] == ["compute.training_images=host"]]
     assert len(host) == 1 and host[0]["batches"] == "cpu"
     assert all(row["batches"].startswith("resident on cpu") for row in rows if row not in host)
-    seed000 = {row["precision"]: row for row in rows if row["workload"] == "seed000 b16 128px"}
-    assert set(report["speed"]["seed000_minutes"]) == set(seed000) == {"fp32", "bf16"}
-    for precision, minutes in report["speed"]["seed000_minutes"].items():
-        assert minutes == pytest.approx(8000 * 50 / seed000[precision]["images_per_s"] / 60)
+    report000 = {row["precision"]: row for row in rows if row["workload"] == "report-000 b16 128px"}
+    assert set(report["speed"]["report000_minutes"]) == set(report000) == {"fp32", "bf16"}
+    for precision, minutes in report["speed"]["report000_minutes"].items():
+        assert minutes == pytest.approx(8000 * 50 / report000[precision]["images_per_s"] / 60)
 
     packed = report["packed"]
     assert [row["runs"] for row in packed] == [1, 2]
@@ -68,7 +68,7 @@ def test_the_tiny_check_runs_every_section_and_writes_its_json_and_markdown(tmp_
         assert heading in md
     for name in checks:
         assert f"| {name} | pass |" in md
-    assert "| seed000 b16 128px | fp32 | default |" in md and "Seed 000's workload" in md
+    assert "| report-000 b16 128px | fp32 | default |" in md and "Source report 000's workload" in md
     assert "| 2 | " in md and "Machine: no GPU" in md
     assert md in done.stdout  # printed too
 

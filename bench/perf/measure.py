@@ -31,7 +31,9 @@ from bench.perf.baseline import ReferenceColorizationDataset, reference_networks
 from bench.run import reproducible
 from bench.run.machine import resolve_device
 from bench.training.allocator import retain_freed_memory
-from bench.training.train import build_optimizer, train_step, training_batch
+from bench.training.batches import TrainingImages
+from bench.training.gpu_path import configure_math, place_networks
+from bench.training.train import build_optimizer, train_step
 
 PHASES = ("data", "g_forward", "d_step", "g_step", "optimizer")
 
@@ -79,12 +81,13 @@ class _ColorbenchRunner:
         self.config, self.device = config, device
         if device.type == "cpu":
             retain_freed_memory()  # as train() does
-        self.images = prepare_data(config.data).network_images("train", config.data.task)
+        configure_math(config, device)  # as train() does: cuDNN, TF32, determinism (bench/training/gpu_path.py)
+        self.images = TrainingImages(prepare_data(config.data).network_images("train", config.data.task), config,
+                                     device)  # on the device or pinned, as compute.training_images says
         torch.manual_seed(config.seed)
         self.generator, self.discriminator = build_networks(config)
-        self.generator.to(device).train()
-        if self.discriminator is not None:
-            self.discriminator.to(device)
+        place_networks(config, device, self.generator, self.discriminator)  # in the run's memory format
+        self.generator.train()
         self.opt_g = build_optimizer(self.generator, config)
         self.opt_d = build_optimizer(self.discriminator, config) if self.discriminator is not None else None
         self.steps_per_epoch = math.ceil(len(self.images) / config.data.batch_size)
@@ -94,8 +97,7 @@ class _ColorbenchRunner:
     def run_step(self) -> dict[str, float]:
         epoch, index = divmod(self.step, self.steps_per_epoch)
         with self.timer("data"):
-            batch = training_batch(self.images, self.config, epoch, index, self.step).to(self.device,
-                                                                                          non_blocking=True)
+            batch = self.images.batch(epoch, index, self.step)
         train_step(batch, self.generator, self.discriminator, self.opt_g, self.opt_d, self.config,
                    adversarial=self.discriminator is not None, run_dir=Path(tempfile.gettempdir()), step=self.step,
                    timer=self.timer)

@@ -21,8 +21,9 @@ Pinning the instruction set is not enough for convolutions: oneDNN's AVX2 convol
 another order on a CPU with another L2, and no variable pins that.  So in the mode
 :func:`configure_torch` (called where a process starts computing: training, re-scoring,
 ``colorbench perf``) turns torch's oneDNN path off, and convolutions run as torch's own
-im2col + GEMM, the GEMM in MKL, which ``MKL_CBWR`` pins.  GPUs are not covered
-(``bench.run.machine`` records GPU, driver and cuDNN).  Each run's ``environment`` records
+im2col + GEMM, the GEMM in MKL, which ``MKL_CBWR`` pins.  On a GPU the trainer turns
+cuDNN's benchmark off and deterministic algorithms on in the mode
+(``bench.training.gpu_path.configure_math``); ``bench.run.machine`` records GPU, driver and cuDNN.  Each run's ``environment`` records
 whether the mode was on, the values in force (``state()``) and whether oneDNN was on; the
 mode is not part of the run id, since the config id covers what is computed, not which
 kernels compute it.
