@@ -9,7 +9,6 @@ import threading
 import time
 
 import pytest
-import torch
 import yaml
 from submitit.core.job_environment import SignalHandler
 from submitit.core.utils import DelayedSubmission, JobPaths
@@ -17,7 +16,6 @@ from submitit.local.local import LOCAL_REQUEUE_RETURN_CODE, LocalJobEnvironment
 from test_sweep import sweep, tiny_base, write_ablation
 
 from bench.cli import main
-from bench.config import config_to_dict
 from bench.run import rundir
 from bench.run.checkpoint import load_checkpoint
 from bench.run.compare import run_differences
@@ -71,9 +69,9 @@ def test_a_failing_packed_run_leaves_its_neighbour_finished_and_status_shows_eac
     own_stderr = JobPaths(job["folder"], job_id=job["job_id"]).stderr
     assert f"last lines of {own_stderr}:" in out and "| bench.data.errors.DatasetError: no usable image" in out
     assert good.run_id not in own_stderr.read_text()  # its own process's stderr, not the job's
-    # the job itself failed (SLURM's accounting says so) with the run named
+    # the job itself ended failed, naming the run (on SLURM its accounting says FAILED)
     job_err = JobPaths(job["pack"]["job_folder"], job_id=job["job_id"]).stderr.read_text()
-    assert f"PackedRunsFailed: 1 of 2 packed runs failed" in job_err and bad.run_id in job_err
+    assert "PackedRunsFailed: 1 of 2 packed runs failed" in job_err and bad.run_id in job_err
 
 
 def test_a_packed_run_that_ended_shows_its_own_state_while_its_job_still_runs(tmp_path, image_folder):

@@ -196,8 +196,8 @@ def _start_packed_run(run: dict, slot: int, size: int, job_id: str) -> subproces
     with open(paths.stdout, "a") as out, open(paths.stderr, "a") as err:
         child = subprocess.Popen([sys.executable, "-u", "-m", "bench.sweep.job", str(spec)], stdout=out, stderr=err,
                                  env=env)
-    print(f"colorbench: run {slot + 1}/{size} {run['run_id'] or run['run_dir']} in process {child.pid} (logs: {paths.stdout.parent})",
-          flush=True)
+    print(f"colorbench: run {slot + 1}/{size} {run['run_id'] or run['run_dir']} in process {child.pid} "
+          f"(logs: {paths.stdout.parent})", flush=True)
     return child
 
 
