@@ -268,6 +268,12 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         return 0
     if args.name is None:
         raise ConfigError("reproduce: name a study (colorbench reproduce --list shows them)")
+    if args.from_aggregate:
+        from bench.reproduce.command import render_from_aggregate
+        from bench.reproduce.output import MARKDOWN_FILE
+        study_out = render_from_aggregate(args.name, args.profile, _out_folder(args.out), folder, args.resamples)
+        print((study_out / MARKDOWN_FILE).read_text())
+        return 0
     try:
         options = SweepOptions(executor=args.executor, dry_run=args.dry_run, max_parallel=args.max_parallel,
                                results=args.results, overrides=args.overrides, profile=args.profile)
@@ -532,7 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rank-by", metavar="METRIC", help="metric that orders each table's rows (default: psnr_rgb8)")
     p.set_defaults(func=cmd_leaderboard)
 
-    p = sub.add_parser("reproduce", help="run a study (a published table, a seed system, an axis) and render it "
+    p = sub.add_parser("reproduce", help="run a study (a published table, a source report, an axis) and render it "
                        "beside the published numbers",
                        description="Sweep the study NAME (ablations/NAME.yaml) at --profile, skipping finished runs, "
                        "then write OUT/<study>[-<profile>]/: the ablation report (table.md and figures) and "
@@ -542,6 +548,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "bootstrap interval over seeds).  Exit 1 when a run has failed, 2 on a bad file.")
     p.add_argument("name", nargs="?", metavar="NAME", help="study name (see --list) or study file")
     p.add_argument("--list", action="store_true", help="list the studies with their runs per profile")
+    p.add_argument("--from-aggregate", action="store_true",
+                   help="re-derive the study's reproduction.md/.json from OUT/<study>-<profile>/aggregate.parquet and "
+                   "the study file alone (no runs, no sweep)")
     p.add_argument("--overview", action="store_true", help="write OUT/REPRODUCTION.md from the studies rendered in "
                    "OUT at --profile (their committed reproduction.json/.md and compute.json): the headline count "
                    "of claims that hold and every study's table; runs nothing")

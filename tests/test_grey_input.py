@@ -16,8 +16,11 @@ from bench.evaluation.baselines import (
     grey_input_values,
 )
 from bench.evaluation.score_run import score_run
+from bench.report.analysis import analyse
 from bench.report.collect import collect
-from bench.report.tables import decimals, number
+from bench.report.design import design_from_configs
+from bench.report.published import load_published
+from bench.report.tables import decimals, markdown, number
 from bench.run import rundir
 from bench.training.train import train
 
@@ -109,12 +112,12 @@ def test_runs_without_grey_records_say_so(two_runs, tmp_path):
     md = (tmp_path / "reports" / "old" / "table.md").read_text()
     assert f"| {GREY_INPUT_LABEL} | – | {NOT_RECORDED} | – | – | – |" in md
     assert NOT_APPLICABLE not in md
-    for name in ("run-s0", "run-s1"):  # as a labels -> photo run says it: there is no grey input to score
-        config = old / name / "config.yaml"
-        config.write_text(config.read_text().replace("task: colourise", "task: paired"))
-    assert main(["report", str(old), "--out", str(tmp_path / "reports"), "--resamples", "50"]) == 0
-    md = (tmp_path / "reports" / "old" / "table.md").read_text()
-    assert f"| {GREY_INPUT_LABEL} | – | {NOT_APPLICABLE} | – | – | – |" in md
+    # The same runs had they been labels -> photo runs (a valid paired config would be another run id): there is no
+    # grey input to score, and the report says so instead of "not recorded".
+    frame = collect(old).metrics.assign(**{"config.data.task": "paired"})
+    analysis = analyse(frame, design_from_configs("old", frame), n_resamples=50)
+    md = markdown(analysis, load_published(), [], None)
+    assert f"| {GREY_INPUT_LABEL} | – | {NOT_APPLICABLE} | – | – | – |" in md and NOT_RECORDED not in md
 
 
 def test_eval_records_the_grey_input_of_another_dataset_once(two_runs, image_folder, tmp_path):

@@ -1,4 +1,4 @@
-"""Tests of the network knobs of the config that reproduce the seed reports' variants:
+"""Tests of the network knobs of the config that reproduce the source reports' variants:
 generator.output_bias, generator.leaky_slope, generator.arch classic_unet, discriminator.leaky_slope,
 discriminator.first_bias and discriminator.last_stride."""
 from __future__ import annotations
@@ -71,7 +71,7 @@ def test_network_knobs_are_part_of_the_run_identity(override):
 
 
 def test_params_command_prints_seed_report_002_counts(capsys):
-    # Seed report 002, Table I: G 54,413,952 and D 2,768,641 for unet_256 and the 70x70 PatchGAN on facades,
+    # Source report 002, Table I: G 54,413,952 and D 2,768,641 for unet_256 and the 70x70 PatchGAN on facades,
     # RGB -> RGB; the reference implementation's 54,413,955 and 2,768,705 include 3 and 64 more biases.
     # No data is needed: the default facades root is absent here.
     assert main(["params", *(arg for o in SEED_002 for arg in ("--set", o))]) == 0

@@ -64,7 +64,7 @@ def replace_leaky_relus(module: nn.Module, slope: float) -> nn.Module:
     return module
 
 
-# Seed report 002, Table I: unet_256 and the 70x70 PatchGAN on facades (RGB -> RGB, D sees 6 channels).
+# Source report 002, Table I: unet_256 and the 70x70 PatchGAN on facades (RGB -> RGB, D sees 6 channels).
 # The reference implementation counts 3 more in G (the output biases) and 64 more in D (the first conv's biases).
 SEED_002_G, SEED_002_D = 54_413_952, 2_768_641
 
@@ -215,7 +215,7 @@ def test_unet_leaky_slope_sets_every_encoder_leaky_relu():
 # ClassicUNet
 
 class RefClassicUNet(nn.Module):
-    """Oracle: seed report 001's U-Net at depth 2, written out flat from its description
+    """Oracle: source report 001's U-Net at depth 2, written out flat from its description
     (two 3x3 conv-BN-ReLU per block, max-pool, skip before pooling; bilinear x2 up-sampling,
     1x1 conv halving the channels, skip concatenated first; 1x1 output conv, Tanh)."""
 
@@ -247,7 +247,7 @@ class RefClassicUNet(nn.Module):
 
 @pytest.mark.parametrize("norm", ["batch", "instance"])
 def test_classic_unet_parameter_count_from_layer_shapes(norm):
-    # Seed report 001 / Ronneberger et al.: widths 64, 128, 256, 512, bottleneck 1024; L in, ab out.
+    # Source report 001 / Ronneberger et al.: widths 64, 128, 256, 512, bottleneck 1024; L in, ab out.
     def conv(c_in, c_out, kernel, bias):
         return c_in * c_out * kernel * kernel + (c_out if bias else 0)
 
@@ -344,7 +344,7 @@ def test_patchgan_without_first_bias_drops_ndf_parameters(n_layers, in_ch, expec
 
 @pytest.mark.parametrize("n_layers, last_stride, side", [(3, 1, 30), (3, 2, 15)])
 def test_patchgan_last_stride_output_map_on_256_input(n_layers, last_stride, side):
-    # 30x30: pix2pix's 70x70 PatchGAN; 15x15: seed report 003's
+    # 30x30: pix2pix's 70x70 PatchGAN; 15x15: source report 003's
     torch.manual_seed(0)
     out = PatchGAN(6, n_layers=n_layers, ndf=4, last_stride=last_stride)(torch.randn(1, 6, 256, 256))
     assert out.shape == (1, 1, side, side)
@@ -398,7 +398,7 @@ def receptive_field_side(net: nn.Module, in_channels: int, size: int) -> int:
 
 @pytest.mark.parametrize("n_layers, last_stride, expected", [
     (1, 1, 16), (3, 1, 70),  # pix2pix's published patch sizes
-    (3, 2, 94),  # seed report 003: 1 + 3 * (1 + 2 + 4 + 8 + 16), kernel 4 times the input step of each conv
+    (3, 2, 94),  # source report 003: 1 + 3 * (1 + 2 + 4 + 8 + 16), kernel 4 times the input step of each conv
 ])
 def test_patchgan_receptive_field(n_layers, last_stride, expected):
     net = PatchGAN(3, n_layers=n_layers, ndf=2, last_stride=last_stride)

@@ -68,9 +68,9 @@ class GeneratorConfig:
                          "classic_unet has no dropout and needs false")
     skip_connections: bool = knob(True, "U-Net skips (unet, classic_unet); false gives the paper's encoder-decoder")
     output_bias: bool = knob(True, "unet: bias on the outermost up-convolution; false drops its out_channels "
-                             "parameters (seed report 002's count)")
+                             "parameters (source report 002's count)")
     leaky_slope: float = knob(LEAKY_SLOPE, "unet: negative slope of the encoder's LeakyReLUs, 0 <= value < 1 "
-                              "(pix2pix: 0.2; seed report 002: 0.01)")
+                              "(pix2pix: 0.2; source report 002: 0.01)")
     pretrained_encoder: bool = knob(False, "resnet18_unet: load ImageNet ResNet-18 weights (never silently random)")
     pretrained_path: str | None = knob(None, "resnet18_unet: weights file; default is torchvision's file in the torch hub cache", identity=False)
 
@@ -108,12 +108,12 @@ class DiscriminatorConfig:
     norm: Literal["batch", "instance"] = knob("batch", "normalisation layer")
     conditional: bool = knob(True, "true: sees input and output concatenated; false: sees the output only")
     leaky_slope: float = knob(LEAKY_SLOPE, "negative slope of the LeakyReLUs, 0 <= value < 1 "
-                              "(pix2pix: 0.2; seed report 002: 0.01)")
+                              "(pix2pix: 0.2; source report 002: 0.01)")
     first_bias: bool = knob(True, "bias on the first convolution (the first 1x1 one at n_layers 0); false drops its "
-                            "ndf parameters (seed report 002's count)")
+                            "ndf parameters (source report 002's count)")
     last_stride: Literal[1, 2] = knob(1, "n_layers >= 1: stride of the last ndf*k convolution before the output one; "
                                       "1 = pix2pix (n_layers 3: 70x70 patches, a 30x30 map on 256x256), "
-                                      "2 = seed report 003 (n_layers 3: 94x94 patches, a 15x15 map)")
+                                      "2 = source report 003 (n_layers 3: 94x94 patches, a 15x15 map)")
 
     def __post_init__(self) -> None:
         _positive("discriminator.ndf", self.ndf)

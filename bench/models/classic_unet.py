@@ -1,4 +1,4 @@
-"""The classic U-Net of Ronneberger et al. (2015), as seed report 001 built it.
+"""The classic U-Net of Ronneberger et al. (2015), as source report 001 built it.
 
 Pairs of 3x3 convolutions at each resolution, max-pooling on the way down, bilinear
 up-sampling and a 1x1 convolution on the way up; padded convolutions, so the output has
@@ -64,7 +64,7 @@ class ClassicUNet(nn.Module):
 
     Widths are ngf * 2**level for levels 0 to depth - 1 and ngf * 2**depth at the
     bottleneck: depth 4 and ngf 64 give the paper's 64 to 1024.  Input sides must be
-    multiples of ``2**depth``.  Seed report 001 does not state an output activation; Tanh
+    multiples of ``2**depth``.  Source report 001 does not state an output activation; Tanh
     gives the [-1, 1] outputs the benchmark's encodings expect, as pix2pix's U-Net does.
     ``norm`` applies to every ConvBlock, whose convolutions follow the reference's bias rule
     (``bench.models.norm.conv_bias``); the 1x1 convolutions have biases.

@@ -16,12 +16,12 @@ class PatchGAN(nn.Sequential):
     widths ndf * min(2**n, 8), stride 2 except the last two; receptive fields are 16, 34,
     70, 142 and 286 pixels for n_layers 1 to 5, and a 256x256 input gives a 126, 62, 30, 14
     or 6 pixel side map.  ``last_stride`` 2 makes the last ndf*k convolution (the one before
-    the output convolution) stride 2 too, as seed report 003 did: at n_layers 3 that gives
+    the output convolution) stride 2 too, as source report 003 did: at n_layers 3 that gives
     94-pixel patches (1 + 3 * (1 + 2 + 4 + 8 + 16): each 4x4 convolution widens the field by 3
     of its input steps) and a 15x15 map on 256x256 (see :func:`patch_map_side`).  ``n_layers`` = 0 is the reference's
     ``PixelDiscriminator`` (1x1 convolutions, one logit per pixel), where only ``last_stride`` 1
     exists.  ``leaky_slope`` is the LeakyReLUs' negative slope; ``first_bias`` False drops the
-    first convolution's bias (seed report 002's count).
+    first convolution's bias (source report 002's count).
     """
 
     def __init__(self, in_channels: int, n_layers: int = 3, ndf: int = 64, norm: str = "batch",

@@ -26,7 +26,7 @@ class UNet(nn.Module):
     innermost block.  ``dropout`` adds Dropout(0.5) to the ``depth - 5`` ngf*8 decoder blocks
     between the innermost one and the ngf*4 one.  ``skip_connections=False`` gives the
     paper's encoder-decoder: the same blocks without the concatenations.  ``output_bias``
-    False drops the outermost up convolution's bias (seed report 002's count), and
+    False drops the outermost up convolution's bias (source report 002's count), and
     ``leaky_slope`` is the negative slope of the encoder's LeakyReLUs (the reference's 0.2).
     """
 

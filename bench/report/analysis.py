@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from bench.config.names import METRIC_NAMES
-from bench.evaluation.baselines import GREY_INPUT_SOURCE, NOT_APPLICABLE, NOT_RECORDED
+from bench.evaluation.baselines import GREY_INPUT_LABEL, GREY_INPUT_SOURCE, NOT_APPLICABLE, NOT_RECORDED
+from bench.evaluation.method_dir import BASELINE_SOURCE, SCORED_STATE
 from bench.report.design import Design, DesignAxis, cell_label
 from bench.report.stats import (
     BOOTSTRAP_SEED,
@@ -46,6 +47,8 @@ HIGHER_IS_BETTER = {"psnr_rgb8": True, "ssim_rgb8": True, "mse_ab_rgb8": False, 
 SECTION_COLUMNS = ["dataset", "split", "fixed"]  # one table section per evaluation set and fixed-axes setting
 GREY_COLUMNS = ["dataset", "split", "fixed", "metric", "value", "spread", "n_runs", "n_runs_section", "n_images",
                 "resolution"]
+BASELINE_COLUMNS = ["dataset", "split", "baseline", "metric", "value", "n_images", "resolution"]
+CURVE_COLUMNS = ["run_id", "seed", "step", "metric", "value"]
 
 
 @dataclass(frozen=True)
@@ -77,12 +80,19 @@ class Analysis:
     # how many runs recorded it, n_images, resolution; and section (dataset, split, fixed) -> why it has no row
     grey_input: pd.DataFrame = dataclasses.field(default_factory=lambda: _empty(GREY_COLUMNS))
     grey_input_missing: dict[tuple, str] = dataclasses.field(default_factory=dict)
+    # one row per evaluation set x trivial baseline x metric: the baseline's value on those test images (a method
+    # directory's scores, or for older results the grey input as the runs scored it)
+    baselines: pd.DataFrame = dataclasses.field(default_factory=lambda: _empty(BASELINE_COLUMNS))
+    # one row per finished run x evaluation step x metric on the report split: the learning curves
+    curves: pd.DataFrame = dataclasses.field(default_factory=lambda: _empty(CURVE_COLUMNS))
 
 
 def analyse(frame: pd.DataFrame, design: Design, select_by: str | None = None, n_resamples: int = N_RESAMPLES,
-            seed: int = BOOTSTRAP_SEED) -> Analysis:
-    """The statistics of the rows of one group of a :class:`~bench.report.collect.Collection` (see the module)."""
-    frame = _with_labels(frame, design)
+            seed: int = BOOTSTRAP_SEED, curves: pd.DataFrame | None = None) -> Analysis:
+    """The statistics of the rows of one group of a :class:`~bench.report.collect.Collection` (see the module);
+    ``curves`` are the collection's curves (of any groups: the group's finished runs are taken)."""
+    scored = frame["state"] == SCORED_STATE if "state" in frame.columns else pd.Series(False, index=frame.index)
+    frame, scored = _with_labels(frame[~scored], design), frame[scored]
     runs = _runs(frame)
     done = frame[(frame["state"] == "done") & frame["metric"].notna()]
     grey = done["source"] == GREY_INPUT_SOURCE if "source" in done.columns else pd.Series(False, index=done.index)
@@ -101,7 +111,8 @@ def analyse(frame: pd.DataFrame, design: Design, select_by: str | None = None, n
     comparisons = _compare(reported, n_resamples, seed)
     grey_input, grey_missing = _grey_input(grey_rows, reported)
     return Analysis(design, summary, comparisons, choices, runs, reported, select_by, selection_split, unavailable,
-                    n_resamples, seed, every_setting, grey_input, grey_missing)
+                    n_resamples, seed, every_setting, grey_input, grey_missing, _baselines(scored, grey_rows),
+                    _test_curves(curves, runs))
 
 
 def _on_report_split(rows: pd.DataFrame) -> pd.DataFrame:
@@ -208,6 +219,41 @@ def _grey_input(grey_rows: pd.DataFrame, reported: pd.DataFrame) -> tuple[pd.Dat
         frame = frame.assign(_rank=frame["metric"].map(metric_rank)).sort_values(
             [*SECTION_COLUMNS, "_rank"], kind="stable").drop(columns="_rank").reset_index(drop=True)
     return frame, missing
+
+
+def _baselines(scored: pd.DataFrame, grey_rows: pd.DataFrame) -> pd.DataFrame:
+    """The trivial baselines' values per evaluation set and metric: the method directories' scores, and the grey
+    input as the runs scored it where no method directory holds it (results made before baselines were methods)."""
+    rows = []
+    if len(scored) and "source" in scored.columns:
+        for _, row in scored[(scored["source"] == BASELINE_SOURCE) & scored["value"].notna()].iterrows():
+            rows.append({"dataset": row["dataset"], "split": row["split"], "baseline": row["method"],
+                         "metric": row["metric"], "value": float(row["value"]),
+                         "n_images": None if pd.isna(row["n_images"]) else int(row["n_images"]),
+                         "resolution": row["resolution"]})
+    have = {(r["dataset"], r["split"], r["baseline"], r["metric"]) for r in rows}
+    grey = grey_rows[grey_rows["value"].notna()] if len(grey_rows) else grey_rows
+    for (dataset, split, metric), values in (grey.groupby(["dataset", "split", "metric"], sort=True)
+                                             if len(grey) else ()):
+        if (dataset, split, GREY_INPUT_LABEL, metric) not in have:
+            images = sorted({int(n) for n in values["n_images"] if not pd.isna(n)})
+            rows.append({"dataset": dataset, "split": split, "baseline": GREY_INPUT_LABEL, "metric": metric,
+                         "value": float(values["value"].mean()), "n_images": images[0] if len(images) == 1 else None,
+                         "resolution": values["resolution"].iloc[0]})
+    frame = pd.DataFrame(rows, columns=BASELINE_COLUMNS)
+    return frame.sort_values(["dataset", "split", "baseline", "metric"], kind="stable").reset_index(drop=True)
+
+
+def _test_curves(curves: pd.DataFrame | None, runs: pd.DataFrame) -> pd.DataFrame:
+    """The metric values of every evaluation of the finished runs on the report split (``<split>/<metric>`` series)."""
+    done = runs.loc[runs["state"] == "done", ["run_id", "seed"]]
+    if curves is None or curves.empty or done.empty:
+        return _empty(CURVE_COLUMNS)
+    prefix = f"{REPORT_SPLIT}/"
+    rows = curves[curves["series"].str.startswith(prefix) & curves["run_id"].isin(done["run_id"])]
+    rows = rows.assign(metric=rows["series"].str.slice(len(prefix)))[["run_id", "step", "metric", "value"]]
+    rows = rows.merge(done, on="run_id")[CURVE_COLUMNS]
+    return rows.sort_values(["run_id", "metric", "step"], kind="stable").reset_index(drop=True)
 
 
 def _selection_split(measured: pd.DataFrame, metric: str) -> str:

@@ -111,7 +111,7 @@ def write_report(collection: Collection, group: str, results: Path, out: Path, p
         raise ConfigError(f"--select-by {select_by}: no run of {group} recorded it; recorded: "
                           + ", ".join(sorted(set(frame["metric"].dropna()))))
     folder = results / collection.folders[group]
-    analysis = analyse(frame, design_for(folder, group, frame), select_by, n_resamples, seed)
+    analysis = analyse(frame, design_for(folder, group, frame), select_by, n_resamples, seed, collection.curves)
     out.mkdir(parents=True, exist_ok=True)
     drawn = []
     for name, draw in FIGURES.items():

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from bench.config import ConfigError, flatten_keys
@@ -59,6 +60,7 @@ RUN_COLUMNS = ["ablation", "run_id", "run_dir", "config_id", "seed", "state", "l
 METRIC_COLUMNS = ["split", "dataset", "step", "source", "metric", "value", "unavailable", "n_images", "resolution",
                   "image_ids", "per_image"]
 LIST_COLUMNS = ("image_ids", "per_image")  # kept in parquet, left out of CSV
+AGGREGATE_FILE, CURVES_FILE = "aggregate.parquet", "curves.parquet"
 CURVE_COLUMNS = ["step", "series", "value"]
 
 
@@ -107,8 +109,9 @@ def collect(results: str | Path) -> Collection:
     return Collection(metrics, curves, folders)
 
 
-def write_aggregate(collection: Collection, out: str | Path) -> list[Path]:
-    """Write ``aggregate.parquet``/``.csv`` and ``curves.parquet``/``.csv`` into ``out``; return their paths.
+def write_aggregate(collection: Collection, out: str | Path, csv: bool = True) -> list[Path]:
+    """Write ``aggregate.parquet`` and ``curves.parquet`` into ``out``, with CSV copies unless ``csv`` is false;
+    return their paths.
 
     The CSV files leave out the per-image lists (``image_ids``, ``per_image``), which parquet keeps.
     """
@@ -116,13 +119,24 @@ def write_aggregate(collection: Collection, out: str | Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, frame in (("aggregate", collection.metrics), ("curves", collection.curves)):
-        parquet, csv = out / f"{name}.parquet", out / f"{name}.csv"
+        parquet = out / f"{name}.parquet"
         table = _parquet_safe(frame)
         rundir.atomic_write(parquet, lambda handle: table.to_parquet(handle, index=False), mode="wb")
-        flat = frame.drop(columns=[c for c in LIST_COLUMNS if c in frame.columns])
-        rundir.write_text(csv, flat.to_csv(index=False, lineterminator="\n"))
-        written += [parquet, csv]
+        written.append(parquet)
+        if csv:
+            flat = frame.drop(columns=[c for c in LIST_COLUMNS if c in frame.columns])
+            rundir.write_text(out / f"{name}.csv", flat.to_csv(index=False, lineterminator="\n"))
+            written.append(out / f"{name}.csv")
     return written
+
+
+def read_aggregate(path: str | Path) -> pd.DataFrame:
+    """An ``aggregate.parquet`` as :func:`collect` made it: the per-image columns back as lists."""
+    frame = pd.read_parquet(path)
+    for column in LIST_COLUMNS:
+        if column in frame.columns:
+            frame[column] = [value.tolist() if isinstance(value, np.ndarray) else value for value in frame[column]]
+    return frame
 
 
 # ---------------------------------------------------------------------------------------
@@ -156,7 +170,6 @@ def _searched(folder: Path) -> list[Path]:
     skipped, not a method directory."""
     return sorted(p for p in folder.iterdir() if p.is_dir() and p.name not in SKIPPED_FOLDERS
                   and not p.name.startswith(".") and not is_method_dir(p))
-
 
 
 def _groups(root: Path) -> list[tuple[str, Path, list[_Run]]]:

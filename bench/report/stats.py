@@ -181,3 +181,113 @@ def _per_seed_images(name: str, values: np.ndarray) -> np.ndarray:
     if values.ndim != 2 or 0 in values.shape:
         raise ValueError(f"{name}: expected (seeds, images) per-image values, got shape {values.shape}")
     return values
+
+
+# ---------------------------------------------------------------------------------------
+# Seeds as the unit of replication: the statistics behind a reproduction's verdicts
+
+@dataclass(frozen=True)
+class SeedDifference:
+    """A - B over seeds: the mean difference, its Student-t interval at ``level``, the two-sided p of no
+    difference, the degrees of freedom, the standard error, and the standard deviation of the per-seed
+    differences (paired) or the pooled one of the arms (unpaired); NaN interval and p with fewer than two seeds
+    a side."""
+
+    value: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    df: float
+    se: float
+    sd: float
+    n: int
+    paired: bool
+    level: float = LEVEL
+
+    def one_sided_p(self, beyond: float, upper: bool) -> float:
+        """p of the one-sided t-test that the true difference is above ``beyond`` (``upper``) or below it."""
+        if not math.isfinite(self.df) or self.df <= 0:
+            return float("nan")
+        if self.se == 0:
+            return 0.0 if (self.value > beyond if upper else self.value < beyond) else 1.0
+        t = (self.value - beyond) / self.se
+        return float(scipy_stats.t.sf(t, self.df) if upper else scipy_stats.t.cdf(t, self.df))
+
+    def at(self, level: float) -> tuple[float, float]:
+        """The interval at another ``level``."""
+        if not math.isfinite(self.df) or self.df <= 0:
+            return float("nan"), float("nan")
+        half = float(scipy_stats.t.ppf(0.5 + level / 2, self.df)) * self.se
+        return self.value - half, self.value + half
+
+
+def seed_difference(a: dict[int, float], b: dict[int, float], level: float = LEVEL) -> SeedDifference:
+    """A - B with seeds as the unit: the paired t-test on the per-seed differences when both arms ran the same
+    seeds (a seed fixes the data order and, where the arms' networks agree, the initial weights), else Welch's
+    t-test on the two sets of per-seed values."""
+    nan = float("nan")
+    if set(a) == set(b) and len(a) >= 2:
+        differences = np.array([a[seed] - b[seed] for seed in sorted(a)], dtype=np.float64)
+        n, value, sd = len(differences), float(differences.mean()), float(differences.std(ddof=1))
+        df, se = float(n - 1), sd / math.sqrt(n)
+        paired = True
+    else:
+        values_a, values_b = (np.array(list(arm.values()), dtype=np.float64) for arm in (a, b))
+        value, n, paired = float(values_a.mean() - values_b.mean()), min(len(values_a), len(values_b)), False
+        if len(values_a) < 2 or len(values_b) < 2:
+            return SeedDifference(value, nan, nan, nan, nan, nan, nan, n, paired, level)
+        var_a, var_b = values_a.var(ddof=1) / len(values_a), values_b.var(ddof=1) / len(values_b)
+        se = float(np.sqrt(var_a + var_b))
+        df = float((var_a + var_b) ** 2 / (var_a ** 2 / (len(values_a) - 1) + var_b ** 2 / (len(values_b) - 1))
+                   if se > 0 else len(values_a) + len(values_b) - 2)
+        sd = float(np.sqrt(((len(values_a) - 1) * values_a.var(ddof=1) + (len(values_b) - 1) * values_b.var(ddof=1))
+                           / (len(values_a) + len(values_b) - 2)))
+    if se == 0:
+        return SeedDifference(value, value, value, 0.0 if value else 1.0, df, se, sd, n, paired, level)
+    p = float(2 * scipy_stats.t.sf(abs(value) / se, df))
+    half = float(scipy_stats.t.ppf(0.5 + level / 2, df)) * se
+    return SeedDifference(value, value - half, value + half, p, df, se, sd, n, paired, level)
+
+
+def seeds_for_difference(sd: float, effect: float, paired: bool = True, alpha: float = 1 - LEVEL,
+                         power: float = 0.8, most: int = 10_000) -> float:
+    """Seeds (per arm) a two-sided t-test at ``alpha`` needs to detect a true difference ``effect`` with ``power``,
+    given the spread ``sd`` of the per-seed differences (paired) or of each arm's seeds (unpaired).
+
+    Exact power of the t-test from the noncentral t distribution; the smallest n >= 2 that reaches
+    ``power``, inf when ``effect`` is 0 or more than ``most`` would be needed, NaN without a spread.
+    """
+    if not math.isfinite(sd) or not math.isfinite(effect):
+        return float("nan")
+    if effect == 0:
+        return float("inf")
+    if sd == 0:
+        return 2.0
+    for start, stop in ((2, min(most, 256)), (257, most)):  # power grows with n: the first block usually has it
+        if start > stop:
+            break
+        n = np.arange(start, stop + 1, dtype=np.float64)
+        df = n - 1 if paired else 2 * n - 2
+        noncentrality = abs(effect) / (sd * np.sqrt((1 if paired else 2) / n))
+        critical = scipy_stats.t.ppf(1 - alpha / 2, df)
+        achieved = scipy_stats.nct.sf(critical, df, noncentrality) + scipy_stats.nct.cdf(-critical, df, noncentrality)
+        enough = np.flatnonzero(achieved >= power)
+        if len(enough):
+            return float(n[enough[0]])
+    return float("inf")
+
+
+def seeds_for_equivalence(sd: float, margin: float, true_difference: float, paired: bool = True,
+                          alpha: float = 1 - LEVEL, power: float = 0.8, most: int = 10_000) -> float:
+    """Seeds a two one-sided tests (TOST) equivalence test at ``alpha`` against ``margin`` needs, with ``power``,
+    when the true difference is ``true_difference`` (normal approximation of the per-seed spread ``sd``); inf when
+    the difference is not inside the margin."""
+    if not math.isfinite(sd) or not math.isfinite(true_difference):
+        return float("nan")
+    gap = margin - abs(true_difference)
+    if gap <= 0:
+        return float("inf")
+    z_beta = scipy_stats.norm.ppf(1 - (1 - power) / 2) if true_difference == 0 else scipy_stats.norm.ppf(power)
+    scale = 1 if paired else 2
+    n = math.ceil(scale * (scipy_stats.norm.ppf(1 - alpha) + z_beta) ** 2 * sd ** 2 / gap ** 2)
+    return float(min(max(n, 2), most)) if n <= most else float("inf")

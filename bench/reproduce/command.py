@@ -11,16 +11,20 @@ import dataclasses
 from pathlib import Path
 
 import bench
-from bench.config import ConfigError, read_yaml
-from bench.report.collect import collect, write_aggregate
+from bench.config import ConfigError, RunConfig, read_yaml
+from bench.report.collect import AGGREGATE_FILE, collect, write_aggregate
 from bench.report.published import load_published
+from bench.report.stats import BOOTSTRAP_SEED, N_RESAMPLES
 from bench.reproduce.compute import write_compute
 from bench.reproduce.output import MARKDOWN_FILE, write_reproduction
 from bench.reproduce.study import parse_study
-from bench.sweep.ablation import load_ablation, read_study
+from bench.run import rundir
+from bench.sweep.ablation import Ablation, load_ablation, read_study
 from bench.sweep.commands import sweep_command
 from bench.sweep.profiles import PRESETS_FILE, available_profiles, read_presets
 from bench.sweep.submit import SweepOptions
+
+BASELINES_FOLDER = "baselines"  # <results>/<study>/baselines/<key>/: the trivial baselines' method directories
 
 
 def default_studies_folder() -> Path:
@@ -87,10 +91,12 @@ def reproduce_command(name: str, options: SweepOptions = SweepOptions(), out: st
     if not any(root.glob("*/config.yaml")):
         print(f"reproduce {ablation.name}: no run has started yet; run this command again to render it")
         return code
-    from bench.report.build import report_command  # here: its figures import torch, which --list does not need
+    from bench.evaluation.score_predictions import score_baselines  # here: torch, which --list does not need
+    from bench.report.build import report_command
+    score_baselines(_baseline_config(ablation), root / BASELINES_FOLDER)  # the floor every row must beat
     report_command([str(root)], results, out, n_resamples=n_resamples, study_section=write_reproduction)
     study_out = Path(out) / ablation.name
-    write_aggregate(collect(root), study_out)  # aggregate.parquet/.csv: every run's numbers, to commit
+    write_aggregate(collect(root), study_out, csv=False)  # every run's numbers, to commit: the verdicts' source
     command = ["colorbench", "reproduce", path.stem, "--profile", profile, "--executor", options.executor,
                *(["--max-parallel", str(options.max_parallel)] if options.max_parallel else []),
                *_set_args(overrides)]
@@ -98,6 +104,44 @@ def reproduce_command(name: str, options: SweepOptions = SweepOptions(), out: st
     print()
     print((study_out / MARKDOWN_FILE).read_text())
     return code
+
+
+def _baseline_config(ablation: Ablation) -> RunConfig:
+    """The config the study's trivial baselines are scored with: its runs' data, test images and metrics (the
+    baseline row's config; every row of a study shares its data)."""
+    return next((run.config for run in ablation.runs if run.data_problem is None), ablation.runs[0].config)
+
+
+def render_from_aggregate(name: str, profile: str, out: str | Path = "reports", folder: Path | None = None,
+                          n_resamples: int | None = None) -> Path:
+    """Re-derive a study's reproduction.md and reproduction.json from its ``aggregate.parquet`` in ``out`` and the
+    study file alone (no runs, no results folder); return the study's folder.
+
+    The same numbers as rendering from the runs: the aggregate holds every run's records and every baseline's.
+    """
+    import pandas as pd
+
+    from bench.report.analysis import analyse  # here: pandas and scipy, which --list does not need
+    from bench.report.collect import CURVES_FILE, read_aggregate
+    from bench.report.design import design_of_ablation
+    ablation = load_ablation(find_study(name, folder or default_studies_folder()), profile=profile)
+    study_out = Path(out) / ablation.name
+    aggregate = study_out / AGGREGATE_FILE
+    if not aggregate.is_file():
+        raise ConfigError(f"reproduce {name} --from-aggregate: no {aggregate}; render the study from its runs first "
+                          f"(colorbench reproduce {name} --profile {profile})")
+    frame = read_aggregate(aggregate)
+    curves = pd.read_parquet(study_out / CURVES_FILE) if (study_out / CURVES_FILE).is_file() else None
+    analysis = analyse(frame[frame["ablation"] == ablation.name], design_of_ablation(ablation),
+                       n_resamples=n_resamples or N_RESAMPLES, seed=BOOTSTRAP_SEED, curves=curves)
+    section = write_reproduction(ablation, analysis, study_out, load_published(), n_resamples or N_RESAMPLES,
+                                 BOOTSTRAP_SEED)
+    table = study_out / "table.md"
+    if table.is_file():  # the report's last section is the reproduction's summary: written anew with it
+        text = table.read_text()
+        head, found, _ = text.partition("\n## Reproduction")
+        rundir.write_text(table, (head if found else text.rstrip("\n") + "\n") + "\n" + section)
+    return study_out
 
 
 def _set_args(overrides: list[str] | tuple[str, ...]) -> list[str]:

@@ -1,18 +1,29 @@
-"""A reproduction as markdown, in the source's own layout: its rows, its columns, ours beside them, its claims."""
+"""A reproduction as markdown, in the source's own layout: its rows, its columns, ours beside them, the trivial
+baselines under them, its settings' provenance, and each claim quoted with its verdict."""
 from __future__ import annotations
 
 import math
 
-from bench.evaluation.baselines import GREY_INPUT_LABEL
 from bench.report.published import format_published
 from bench.report.tables import decimals, metric_heading
-from bench.reproduce.verdicts import RANK_RESAMPLES, Reproduction
+from bench.reproduce.sources import DOCUMENTS
+from bench.reproduce.verdicts import (
+    CONTRADICTED,
+    EQUIVALENCE_LEVEL,
+    INCONCLUSIVE,
+    NOT_TESTABLE,
+    RANK_RESAMPLES,
+    SUPPORTED,
+    VERDICTS,
+    Reproduction,
+    Verdict,
+)
 
-VERDICT_ORDER = ("holds", "does not hold", "not testable here")
+REASON_CLASSES = ("weights", "data", "protocol", "runs")
 
 
 def reproduction_markdown(reproduction: Reproduction, profile: str, heading: str = "#") -> str:
-    """The study's table with the published numbers, ours (mean [95% t-interval] over seeds), claims, rank."""
+    """The study's table with the published numbers, ours (mean [95% t-interval] over seeds), baselines, claims."""
     study = reproduction.study
     lines = [f"{heading} Reproduction: {study.title}", ""]
     if study.published is not None:
@@ -20,21 +31,37 @@ def reproduction_markdown(reproduction: Reproduction, profile: str, heading: str
     lines.append(f"Ours: study `{study.name}` (profile `{profile}`), measured on {_scored_on(reproduction)}.")
     if study.differences:
         lines += ["", f"**What differs from the published setting.** {study.differences}"]
-    lines += ["", *_table(reproduction), "", *_claims(reproduction)]
+    lines += ["", *_table(reproduction), "", *_claims(reproduction, heading + "##")]
     if study.rank is not None:
         lines += ["", *_rank(reproduction)]
+    if study.settings:
+        lines += ["", *_settings(reproduction)]
     if reproduction.unavailable:
         lines += ["", "Metrics without values: " + "; ".join(f"`{m}`: {why}" for m, why in
                                                            sorted(reproduction.unavailable.items())) + "."]
     return "\n".join(lines) + "\n"
 
 
-def verdict_counts(reproduction: Reproduction) -> dict[str, int]:
-    """How many claims hold, do not hold, are not testable here."""
-    counts = dict.fromkeys(VERDICT_ORDER, 0)
-    for verdict in reproduction.verdicts:
-        counts[verdict.verdict] += 1
+def verdict_counts(reproduction: Reproduction) -> dict:
+    """Claims per verdict (after the gate), those gated, those not testable per reason class, those excluded."""
+    counted = [v for v in reproduction.verdicts if not v.excluded]
+    counts = {verdict: sum(v.verdict == verdict for v in counted) for verdict in VERDICTS}
+    counts["below the trivial baseline"] = sum(bool(v.gate) for v in counted)
+    counts["not testable by class"] = {kind: sum(v.reason_class == kind for v in counted) for kind in REASON_CLASSES}
+    counts["excluded"] = sum(bool(v.excluded) for v in reproduction.verdicts)
     return counts
+
+
+def counts_sentence(counts: dict) -> str:
+    """One sentence of the four outcomes, the gated ones and the reason classes."""
+    gated = counts["below the trivial baseline"]
+    classes = ", ".join(f"{kind} {n}" for kind, n in counts["not testable by class"].items() if n)
+    text = (f"{counts[SUPPORTED]} supported, {counts[CONTRADICTED]} contradicted, {counts[INCONCLUSIVE]} inconclusive"
+            + (f" ({gated} of them below the trivial baseline)" if gated else "")
+            + f", {counts[NOT_TESTABLE]} not testable" + (f" ({classes})" if classes else ""))
+    if counts["excluded"]:
+        text += f"; {counts['excluded']} more shown but not counted (by construction or unequal budget)"
+    return text
 
 
 def _scored_on(reproduction: Reproduction) -> str:
@@ -47,7 +74,9 @@ def _scored_on(reproduction: Reproduction) -> str:
 def _table(reproduction: Reproduction) -> list[str]:
     study = reproduction.study
     published = [m["name"] for m in study.published.metrics] if study.published is not None else []
-    places = {metric: decimals([row.ours[metric].mean for row in reproduction.rows if metric in row.ours])
+    baselines = reproduction.baselines
+    places = {metric: decimals([row.ours[metric].mean for row in reproduction.rows if metric in row.ours]
+                               + [v[metric] for v in (baselines.values.values() if baselines else []) if metric in v])
               for metric in study.metrics}
     header = ["row", *[f"published: {name}" for name in published],
               *[f"ours: {metric_heading(metric)}" for metric in study.metrics], "runs done"]
@@ -57,15 +86,15 @@ def _table(reproduction: Reproduction) -> list[str]:
         cells += [_summary(row.ours.get(metric), places[metric]) for metric in study.metrics]
         cells.append(f"{row.runs_done} of {row.runs_planned}" if row.runs_planned else "no runs (published only)")
         lines.append("| " + " | ".join(cells) + " |")
-    grey = reproduction.grey_input
-    if grey is not None:
-        cells = [GREY_INPUT_LABEL, *["–" for _ in published]]
-        cells += [f"{grey.values[m]:.{places[m]}f}" if m in grey.values else "–" for m in study.metrics]
-        lines.append("| " + " | ".join([*cells, grey.note]) + " |")
+    for name, values in (baselines.values.items() if baselines else ()):
+        cells = [f"*{name}*", *["–" for _ in published]]
+        cells += [f"{values[m]:.{places[m]}f}" if m in values else "–" for m in study.metrics]
+        lines.append("| " + " | ".join([*cells, f"trivial baseline, {baselines.note}"]) + " |")
     lines += ["", "Ours: mean over seeds [95% Student-t interval of the mean] (seeds); `–`: no finished run."]
-    if grey is not None:
-        lines.append(f"{GREY_INPUT_LABEL}: the greyscale input itself as the output, the trivial baseline a "
-                     "colouriser must beat, scored by the runs on the same test images with the same metrics.")
+    if baselines is not None:
+        lines.append("Rows in italics are trivial baselines (no training), scored on the same test images with the "
+                     "same metrics: what every trained row must beat before its claims are judged"
+                     + ("." if baselines.values else f"; here: {baselines.note}."))
     return lines
 
 
@@ -77,15 +106,60 @@ def _summary(summary, places: int) -> str:
     return f"{summary.mean:.{places}f} [{summary.ci_low:.{places}f}, {summary.ci_high:.{places}f}] ({summary.n})"
 
 
-def _claims(reproduction: Reproduction) -> list[str]:
+def _claims(reproduction: Reproduction, heading: str) -> list[str]:
     counts = verdict_counts(reproduction)
-    testable = counts["holds"] + counts["does not hold"]
-    lines = [f"**Claims**: {counts['holds']} of {testable} testable hold "
-             f"({counts['not testable here']} not testable here).", "",
-             "| claim | metric | verdict | why |", "|---|---|---|---|"]
+    lines = [f"**Claims**: {counts_sentence(counts)}.", "",
+             "| claim | metric | verdict | before the baseline gate |", "|---|---|---|---|"]
     for verdict in reproduction.verdicts:
         metric = f"`{verdict.claim.metric}`" if verdict.claim.metric else "–"
-        lines.append(f"| {verdict.claim.text} | {metric} | **{verdict.verdict}** | {_cell(verdict.detail)} |")
+        shown = f"**{verdict.verdict}**" + (f" ({verdict.reason_class})" if verdict.reason_class else "")
+        if verdict.excluded:
+            shown += ", not counted"
+        raw = verdict.raw if verdict.gate else "same"
+        lines.append(f"| [{verdict.claim.text}](#{verdict.claim.id}) | {metric} | {shown} | {raw} |")
+    for verdict in reproduction.verdicts:
+        lines += ["", *_claim_block(verdict, heading)]
+    return lines
+
+
+def _claim_block(verdict: Verdict, heading: str) -> list[str]:
+    claim = verdict.claim
+    lines = [f'<a id="{claim.id}"></a>', f"{heading} {claim.text}", "",
+             f"> {claim.quote.text}", ">", f"> — {claim.quote.citation()}", "",
+             f"*Claim `{claim.id}`, tested as:* {claim.operationalisation}"]
+    if claim.kind == "similar":
+        lines[-1] += f" Equivalence margin ±{claim.margin:g}: {claim.margin_why}."
+    lines += ["", f"**{verdict.verdict}**" + (f" ({verdict.reason_class})" if verdict.reason_class else "")
+              + f": {verdict.detail}."]
+    if verdict.gate:
+        lines += ["", f"Inconclusive whatever the interval says ({verdict.raw} before the gate): {verdict.gate}."]
+    for comparison in verdict.comparisons:
+        boot = comparison.bootstrap
+        if not math.isnan(boot["ci_low"]):
+            a, b = comparison.rows
+            level = f"{int(EQUIVALENCE_LEVEL * 100)}% and 95%" if claim.kind == "similar" else "95%"
+            lines += ["", f"Beside it, not used for the verdict ({level} intervals above are over seeds): "
+                      f"{a} - {b} = {_signed(boot['difference'])} [{_signed(boot['ci_low'])}, "
+                      f"{_signed(boot['ci_high'])}] by {boot['method']}."]
+    if verdict.trajectory:
+        points = ", ".join(f"{step:,} ({fraction:.0%}) {judged}" for step, fraction, judged in verdict.trajectory)
+        stable = verdict.stable_from()
+        lines += ["", f"Along the learning curve (updates, share of the budget, verdict): {points}; the final verdict "
+                  f"holds from {stable:.0%} of the budget on"
+                  + ("." if verdict.stable_over_last_half() else ", so it was not stable over the last half.")]
+    if verdict.excluded:
+        lines += ["", f"Not counted in the headline: {verdict.excluded}."]
+    return lines
+
+
+def _settings(reproduction: Reproduction) -> list[str]:
+    lines = ["**Settings and their provenance**", "", "| setting | provenance | source or reason |", "|---|---|---|"]
+    for setting in reproduction.study.settings:
+        if setting.quote is not None:
+            where = f"{DOCUMENTS[setting.quote.source].citation}, {setting.quote.where}: \"{setting.quote.text}\""
+        else:
+            where = setting.why
+        lines.append(f"| {_cell(setting.setting)} | {setting.provenance} | {_cell(where)} |")
     return lines
 
 
@@ -98,6 +172,10 @@ def _rank(reproduction: Reproduction) -> list[str]:
     return [f"**Rank agreement** of the published column {rank.published} with our `{rank.ours}` over "
             f"{agreement.n_rows} rows: Kendall's tau = {agreement.tau:+.2f} [{agreement.ci_low:+.2f}, "
             f"{agreement.ci_high:+.2f}] (95% percentile interval, {RANK_RESAMPLES:,} resamples of each row's seeds)."]
+
+
+def _signed(value: float) -> str:
+    return f"{value:+.4g}"
 
 
 def _cell(text: str) -> str:
