@@ -448,8 +448,8 @@ def test_the_index_names_each_report_with_its_finding(report, results):
     assert "| [demo](demo/table.md) | 2 (1 done) |" in index
     assert (report / "published.md").exists()
     summary = json.loads((report / "toy" / "summary.json").read_text())
-    assert summary["finding"] in index and summary["figures"] == ["metrics.png", "curves.png", "qualitative.png",
-                                                                  "histograms.png"]
+    assert summary["finding"] in index and summary["figures"] == ["metrics.png", "curves.png", "learning-curves.png",
+                                                                  "qualitative.png", "histograms.png"]
 
 
 def test_figures_are_valid_pngs_of_sane_size(report):
@@ -589,3 +589,14 @@ def test_an_unreadable_ablation_file_leaves_its_runs_collected_and_reported(tmp_
     run = run_id(config, data_id(config))
     table = (tmp_path / "out" / "broken" / "table.md").read_text()
     assert f"| {run} | 0 | done | 10/10 | all runs | `broken/run-a` |" in table
+
+
+def test_the_report_follows_each_variant_along_its_learning_curve(report, results):
+    """The toy runs are evaluated after every epoch: table.md gives each variant's seed mean at every evaluation."""
+    table = (report / "toy" / "table.md").read_text()
+    section = table.split("## Learning curves", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| generator.skip_connections=")]
+    psnr = [line for line in rows if "`psnr_rgb8`" in line]
+    assert len(psnr) == 2  # one per variant
+    means = done_values(results, "psnr_rgb8").groupby("skip")["value"].mean()  # the last evaluation's seed means
+    assert any(f"| {means[True]:.2f} |" in line for line in psnr if "=true" in line)

@@ -245,13 +245,16 @@ def _baselines(scored: pd.DataFrame, grey_rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _test_curves(curves: pd.DataFrame | None, runs: pd.DataFrame) -> pd.DataFrame:
-    """The metric values of every evaluation of the finished runs on the report split (``<split>/<metric>`` series)."""
+    """The metric values of every evaluation of the finished runs on the report split (``<split>/<metric>`` series),
+    and their training loss (``train/loss_g_rec``: the generator's reconstruction term on its batches)."""
     done = runs.loc[runs["state"] == "done", ["run_id", "seed"]]
     if curves is None or curves.empty or done.empty:
         return _empty(CURVE_COLUMNS)
     prefix = f"{REPORT_SPLIT}/"
-    rows = curves[curves["series"].str.startswith(prefix) & curves["run_id"].isin(done["run_id"])]
-    rows = rows.assign(metric=rows["series"].str.slice(len(prefix)))[["run_id", "step", "metric", "value"]]
+    rows = curves[(curves["series"].str.startswith(prefix) | (curves["series"] == "loss_g_rec"))
+                  & curves["run_id"].isin(done["run_id"])]
+    metric = np.where(rows["series"] == "loss_g_rec", "train/loss_g_rec", rows["series"].str.slice(len(prefix)))
+    rows = rows.assign(metric=metric)[["run_id", "step", "metric", "value"]]
     rows = rows.merge(done, on="run_id")[CURVE_COLUMNS]
     return rows.sort_values(["run_id", "metric", "step"], kind="stable").reset_index(drop=True)
 

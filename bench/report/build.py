@@ -35,6 +35,7 @@ from bench.sweep.results import printed_warnings as _printed_warnings  # collect
 FIGURES = {
     "metrics.png": lambda analysis, collection, results, path: figures.metrics_figure(analysis, path),
     "curves.png": lambda analysis, collection, results, path: figures.curves_figure(analysis, collection.curves, path),
+    "learning-curves.png": lambda analysis, collection, results, path: figures.learning_curves_figure(analysis, path),
     "qualitative.png": lambda analysis, collection, results, path: figures.qualitative_figure(analysis, results, path),
     "histograms.png": lambda analysis, collection, results, path: figures.histograms_figure(analysis, results, path),
 }

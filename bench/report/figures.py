@@ -33,7 +33,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from bench.evaluation.metrics.histogram import LAB_BINS, lab_histograms
-from bench.report.analysis import REPORT_SPLIT, SECTION_COLUMNS, Analysis, better
+from bench.report.analysis import REPORT_SPLIT, SECTION_COLUMNS, Analysis, better, metric_rank
 from bench.run import rundir
 from bench.run.rundir import atomic_write
 from bench.sweep.results import warn
@@ -179,6 +179,47 @@ def curves_figure(analysis: Analysis, curves: pd.DataFrame, path: Path) -> bool:
         figure.legend(handles, order, loc="lower center", ncols=1, fontsize=7, frameon=False)
         figure.suptitle(f"{analysis.design.name}: training curves, mean over seeds ± 1 std", fontsize=10)
         figure.tight_layout(rect=(0, 0.06 * len(order) / max(rows, 1), 1, 1))
+        save_figure(figure, path)
+    return True
+
+
+def learning_curves_figure(analysis: Analysis, path: Path) -> bool:
+    """Write learning-curves.png: each metric against the updates per variant (mean over seeds ± 1 std), the trivial
+    baselines as horizontal lines; False when no run was evaluated more than once."""
+    curves = analysis.curves[analysis.curves["metric"].isin(
+        [m for m in analysis.curves["metric"].unique() if better(m) is not None])]
+    if curves.empty or curves.groupby("run_id")["step"].nunique().max() < 2:
+        return False
+    data = curves.merge(analysis.runs[["run_id", "variant"]], on="run_id")
+    metrics = sorted(set(data["metric"]), key=metric_rank)
+    order = list(dict.fromkeys(analysis.runs["variant"]))
+    baselines = analysis.baselines[analysis.baselines["split"] == REPORT_SPLIT]
+    names = sorted(set(baselines["baseline"]))
+    columns = min(3, len(metrics))
+    rows = -(-len(metrics) // columns)
+    with _style():
+        figure = Figure(figsize=(4.5 * columns, 3.4 * rows + 0.3 * (len(order) + len(names))))
+        axes = figure.subplots(rows, columns, squeeze=False).ravel()
+        for ax, metric in zip(axes, metrics):
+            sns.lineplot(data=data[data["metric"] == metric], x="step", y="value", hue="variant", hue_order=order,
+                         estimator="mean", errorbar="sd", palette=PALETTE, ax=ax, legend=False, marker="o",
+                         markersize=4)
+            for name, style in zip(names, ("--", ":", "-.")):
+                value = baselines.loc[(baselines["baseline"] == name) & (baselines["metric"] == metric), "value"]
+                if len(value):
+                    ax.axhline(float(value.iloc[0]), color="0.35", linestyle=style, linewidth=1)
+            ax.set_xscale("log", base=2)
+            ax.set_title(f"{metric} ({'higher' if better(metric) else 'lower'} is better)", fontsize=9)
+            ax.set_xlabel("updates")
+            ax.set_ylabel("")
+        for ax in axes[len(metrics):]:
+            ax.set_visible(False)
+        handles = [matplotlib.lines.Line2D([], [], color=c) for c in sns.color_palette(PALETTE, len(order))]
+        handles += [matplotlib.lines.Line2D([], [], color="0.35", linestyle=s) for s in ("--", ":", "-.")[:len(names)]]
+        figure.legend(handles, order + names, loc="lower center", ncols=1, fontsize=7, frameon=False)
+        figure.suptitle(f"{analysis.design.name}: test metrics against updates, mean over seeds ± 1 std; "
+                        "grey lines: trivial baselines", fontsize=10)
+        figure.tight_layout(rect=(0, 0.05 * (len(order) + len(names)) / max(rows, 1), 1, 1))
         save_figure(figure, path)
     return True
 

@@ -13,7 +13,8 @@ import pandas as pd
 
 from bench.evaluation.baselines import GREY_INPUT_LABEL, NOT_RECORDED
 from bench.evaluation.fingerprint import COLUMN_FIELDS, TABLE_FIELDS
-from bench.report.analysis import SECTION_COLUMNS, Analysis, better
+from bench.report.analysis import HIGHER_IS_BETTER, REPORT_SPLIT, SECTION_COLUMNS, Analysis, better
+from bench.report.curves import Curve, curves_markdown, learning_curves
 from bench.report.published import PublishedTable, comparability, format_published
 from bench.report.stats import LEVEL
 
@@ -83,12 +84,23 @@ def markdown(analysis: Analysis, published: list[PublishedTable], figures: list[
         lines += [f"- `{metric}`: {reason}" for metric, reason in analysis.unavailable.items()]
         lines.append("")
     lines += _published_section(analysis, published, published_link)
+    lines += curves_markdown(report_curves(analysis), decimals)
     if figures:
         lines += ["## Figures", ""]
         lines += [f"![{name}]({name})" for name in figures]
         lines.append("")
     lines += _runs_section(analysis.runs)
     return "\n".join(lines)
+
+
+def report_curves(analysis: Analysis) -> list[Curve]:
+    """The learning curves of the report's variants, with the trivial baselines of the test images they were
+    scored on."""
+    baselines = analysis.baselines[analysis.baselines["split"] == REPORT_SPLIT]
+    values: dict[str, dict[str, float]] = {}
+    for _, row in baselines.iterrows():
+        values.setdefault(row["baseline"], {})[row["metric"]] = float(row["value"])
+    return learning_curves(analysis.curves, analysis.runs, values, HIGHER_IS_BETTER)
 
 
 def latex(analysis: Analysis) -> str:
