@@ -22,9 +22,10 @@ from bench.report.published import load_published
 from bench.reproduce.command import render_from_aggregate, reproduce_command, study_files
 from bench.reproduce.compute import COMPUTE_FILE
 from bench.reproduce.output import JSON_FILE, MARKDOWN_FILE
-from bench.reproduce.overview import OVERVIEW_FILE
+from bench.reproduce.overview import HEADLINE_PROFILE, overview_file
 from bench.reproduce.study import parse_study
 from bench.sweep.ablation import load_ablation
+from bench.sweep.profiles import read_presets
 from bench.sweep.submit import SweepOptions
 
 ABLATIONS = Path(__file__).resolve().parents[1] / "ablations"
@@ -96,25 +97,45 @@ def test_study_runs_at_tiny_scale_and_renders(path, tmp_path, random_resnet18):
     assert f"[{MARKDOWN_FILE}]({MARKDOWN_FILE})" in (out / ablation.name / "table.md").read_text()
 
 
+def _committed_profiles() -> list[str]:
+    """The profiles whose study reports are committed in reports/ (each with its overview)."""
+    reports = ABLATIONS.parent / "reports"
+    return [name for name in read_presets(ABLATIONS)
+            if any((reports / f"{study.stem}-{name}" / JSON_FILE).is_file() for study in STUDIES)]
+
+
+def test_the_headline_profile_has_every_study_committed():
+    reports = ABLATIONS.parent / "reports"
+    for study in STUDIES:
+        assert (reports / f"{study.stem}-{HEADLINE_PROFILE}" / MARKDOWN_FILE).is_file(), study.stem
+        assert (reports / f"{study.stem}-{HEADLINE_PROFILE}" / COMPUTE_FILE).is_file(), study.stem
+
+
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"{SHARED_DATA} is absent: the studies' run ids cover its photos")
-def test_every_committed_reproduction_rederives_from_its_aggregate_and_study_file(tmp_path, capsys):
-    """Not circular: the verdicts and numbers come again from the runs' raw records (aggregate.parquet) and the study
-    files, and the overview from those; any verdict or number that differs fails."""
+@pytest.mark.parametrize("profile", _committed_profiles())
+def test_every_committed_reproduction_rederives_from_its_aggregate_and_study_file(profile, tmp_path, capsys):
+    """Not circular: the verdicts and numbers come again from the runs' raw records (aggregate.parquet, curves.parquet)
+    and the study files, and the overview from those; any verdict or number that differs fails."""
     reports = ABLATIONS.parent / "reports"
     out = tmp_path / "reports"
-    for study in STUDIES:  # every study has its cpu-scale report committed
-        committed = reports / f"{study.stem}-cpu"
+    for study in STUDIES:
+        committed = reports / f"{study.stem}-{profile}"
+        if not (committed / JSON_FILE).is_file():
+            continue
         (out / committed.name).mkdir(parents=True)
-        for name in ("aggregate.parquet", COMPUTE_FILE):
-            shutil.copy(committed / name, out / committed.name / name)
-        render_from_aggregate(study.stem, "cpu", out)
+        for name in ("aggregate.parquet", "curves.parquet", COMPUTE_FILE):
+            if (committed / name).is_file():
+                shutil.copy(committed / name, out / committed.name / name)
+        render_from_aggregate(study.stem, profile, out)
         for name in (JSON_FILE, MARKDOWN_FILE):
             assert (out / committed.name / name).read_bytes() == (committed / name).read_bytes(), (study.stem, name)
-    assert main(["reproduce", "--overview", "--profile", "cpu", "--out", str(out)]) == 0
+    assert main(["reproduce", "--overview", "--profile", profile, "--out", str(out)]) == 0
     capsys.readouterr()
-    assert (out / OVERVIEW_FILE).read_bytes() == (reports / OVERVIEW_FILE).read_bytes()
-    headline = (reports / OVERVIEW_FILE).read_text().split("**Headline, ", 1)[1].split(".**", 1)[0]
-    assert headline in " ".join((ABLATIONS.parent / "README.md").read_text().split())  # the README carries it
+    overview = overview_file(profile)
+    assert (out / overview).read_bytes() == (reports / overview).read_bytes()
+    if profile == HEADLINE_PROFILE:
+        headline = (reports / overview).read_text().split("**Headline, ", 1)[1].split(".**", 1)[0]
+        assert headline in " ".join((ABLATIONS.parent / "README.md").read_text().split())  # the README carries it
 
 
 def test_the_overview_counts_every_rendered_claim_and_regenerates_from_committed_files_alone(tmp_path, capsys):
@@ -130,7 +151,7 @@ def test_the_overview_counts_every_rendered_claim_and_regenerates_from_committed
     shutil.rmtree(results)  # the overview reads the reports folder only
     capsys.readouterr()
     assert main(["reproduce", "--overview", "--profile", "tiny", "--out", str(out)]) == 0
-    overview = out / "REPRODUCTION.md"
+    overview = out / overview_file("tiny")
     assert capsys.readouterr().out.strip() == str(overview)
     text = overview.read_text()
     summary = json.loads((folder / "reproduction.json").read_text())

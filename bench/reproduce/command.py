@@ -22,6 +22,7 @@ from bench.run import rundir
 from bench.sweep.ablation import Ablation, load_ablation, read_study
 from bench.sweep.commands import sweep_command
 from bench.sweep.profiles import PRESETS_FILE, available_profiles, read_presets
+from bench.sweep.results import AblationResults
 from bench.sweep.submit import SweepOptions
 
 BASELINES_FOLDER = "baselines"  # <results>/<study>/baselines/<key>/: the trivial baselines' method directories
@@ -93,6 +94,8 @@ def reproduce_command(name: str, options: SweepOptions = SweepOptions(), out: st
         return code
     from bench.evaluation.score_predictions import score_baselines  # here: torch, which --list does not need
     from bench.report.build import report_command
+    # The study as it is now (its claims may have changed since its runs were swept) is what the report reads.
+    AblationResults(root).write_snapshot(ablation)
     score_baselines(_baseline_config(ablation), root / BASELINES_FOLDER)  # the floor every row must beat
     report_command([str(root)], results, out, n_resamples=n_resamples, study_section=write_reproduction)
     study_out = Path(out) / ablation.name

@@ -30,6 +30,7 @@ from bench.reproduce.verdicts import CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE, S
 from bench.run import rundir
 
 OVERVIEW_FILE = "REPRODUCTION.md"
+HEADLINE_PROFILE = "cpu"  # the profile whose overview is reports/REPRODUCTION.md; another's is REPRODUCTION-<profile>.md
 DISAGREEING = "disagreeing"
 EXCLUDED = "not counted"
 CLAIM_OUTCOMES = (SUPPORTED, CONTRADICTED, INCONCLUSIVE, DISAGREEING, NOT_TESTABLE)
@@ -108,9 +109,14 @@ def write_overview(reports: Path, study_names: list[str], profile: str, setting:
             rendered.append((name, folder, _read_summary(folder / JSON_FILE), _read_compute(folder / COMPUTE_FILE)))
         else:
             missing.append(name)
-    path = reports / OVERVIEW_FILE
+    path = reports / overview_file(profile)
     rundir.write_text(path, overview_markdown(rendered, missing, profile, setting))
     return path
+
+
+def overview_file(profile: str) -> str:
+    """The overview's file name at ``profile`` (the README quotes the headline profile's)."""
+    return OVERVIEW_FILE if profile == HEADLINE_PROFILE else f"{Path(OVERVIEW_FILE).stem}-{profile}.md"
 
 
 def claims_across(summaries: list[dict]) -> list[ClaimSummary]:
