@@ -70,6 +70,15 @@ def test_extends_applies_the_parent_first(tmp_path):
     assert ablation.document["reproduce"]["rows"][0]["point"] == {"discriminator.n_layers": 4}  # via cpu
 
 
+def test_a_row_without_an_analogue_at_a_profile_has_no_runs_there_and_says_why(tmp_path):
+    study = {**STUDY, "reproduce": {"rows": [{"method": "286x286", "point": {"discriminator.n_layers": 5},
+                                              "at": {"cpu": {"absent": "no field that size at 64 px"}}}]}}
+    (row,) = load_ablation(_write(tmp_path, study), profile="cpu").document["reproduce"]["rows"]
+    assert row == {"method": "286x286", "absent": "no field that size at 64 px"}
+    (row,) = load_ablation(_write(tmp_path, study)).document["reproduce"]["rows"]
+    assert row["point"] == {"discriminator.n_layers": 5} and "absent" not in row  # the full profile runs it
+
+
 def test_relative_paths_are_relative_to_the_file_that_names_them(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path.parent)
     study = {**STUDY, "base": {**STUDY["base"], "data": {**STUDY["base"]["data"], "cache_dir": "cache"}}}

@@ -235,6 +235,16 @@ def test_not_testable_says_which_class_of_reason():
     assert verdicts["cgan-beats-l1"].verdict == SUPPORTED  # the arms that ran are judged as before
 
 
+def test_a_claim_on_a_row_without_an_analogue_at_this_scale_is_not_testable():
+    rows = [*BLOCK["rows"][:3], {"method": "ground truth", "absent": "no such field at 64 px"}]
+    block = {**BLOCK, "rows": rows, "claims": [_claim("gt", better=["ground truth", "L1"], metric="psnr_rgb8")]}
+    result, verdicts = _verdicts(block)
+    assert (verdicts["gt"].verdict, verdicts["gt"].reason_class) == (NOT_TESTABLE, "protocol")
+    assert verdicts["gt"].detail == "ground truth has no analogue at this scale: no such field at 64 px"
+    text = reproduction_markdown(result, "cpu")
+    assert "| ground truth | 0.8 | 0.26 | 0.21 | – | – | no analogue at this scale |" in text
+
+
 def test_rows_select_the_runs_of_their_grid_point():
     ablation = _ablation(BLOCK)
     study = parse_study(ablation, load_published())

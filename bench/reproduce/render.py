@@ -78,19 +78,22 @@ def _table(reproduction: Reproduction) -> list[str]:
     places = {metric: decimals([row.ours[metric].mean for row in reproduction.rows if metric in row.ours]
                                + [v[metric] for v in (baselines.values.values() if baselines else []) if metric in v])
               for metric in study.metrics}
+    absent = {row.method: row.absent for row in study.rows if row.absent}
     header = ["row", *[f"published: {name}" for name in published],
               *[f"ours: {metric_heading(metric)}" for metric in study.metrics], "runs done"]
     lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
     for row in reproduction.rows:
         cells = [row.method, *[format_published(v) for v in row.published]]
         cells += [_summary(row.ours.get(metric), places[metric]) for metric in study.metrics]
-        cells.append(f"{row.runs_done} of {row.runs_planned}" if row.runs_planned else "no runs (published only)")
+        cells.append(f"{row.runs_done} of {row.runs_planned}" if row.runs_planned else
+                     "no analogue at this scale" if row.method in absent else "no runs (published only)")
         lines.append("| " + " | ".join(cells) + " |")
     for name, values in (baselines.values.items() if baselines else ()):
         cells = [f"*{name}*", *["–" for _ in published]]
         cells += [f"{values[m]:.{places[m]}f}" if m in values else "–" for m in study.metrics]
         lines.append("| " + " | ".join([*cells, f"trivial baseline, {baselines.note}"]) + " |")
     lines += ["", "Ours: mean over seeds [95% Student-t interval of the mean] (seeds); `–`: no finished run."]
+    lines += [f"{method}: no analogue at this scale: {why}." for method, why in absent.items()]
     if baselines is not None:
         lines.append("Rows in italics are trivial baselines (no training), scored on the same test images with the "
                      "same metrics: what every trained row must beat before its claims are judged"

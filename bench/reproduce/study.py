@@ -84,6 +84,7 @@ class StudyRow:
     method: str
     point: dict[str, Any] | None
     run_ids: tuple[str, ...]
+    absent: str | None = None  # why the row has no runs at this profile (no analogue at its scale)
 
 
 @dataclass(frozen=True)
@@ -217,7 +218,7 @@ def _rows(entries: Any, ablation: Ablation, fail) -> tuple[StudyRow, ...]:
         here = f".rows[{i}]"
         if not isinstance(entry, dict) or not isinstance(entry.get("method"), str) or not entry["method"]:
             fail(f"{here}: got {entry!r}; allowed: {{method: text, point: {{grid key: value}}}}")
-        unknown = sorted(set(entry) - {"method", "point"})
+        unknown = sorted(set(entry) - {"method", "point", "absent"})
         if unknown:
             fail(f"{here} ({entry['method']}): unknown key {unknown[0]!r}; allowed keys: method, point, at")
         if entry["method"] in seen:
@@ -225,7 +226,8 @@ def _rows(entries: Any, ablation: Ablation, fail) -> tuple[StudyRow, ...]:
         seen.add(entry["method"])
         point = entry.get("point")
         if point is None:
-            rows.append(StudyRow(entry["method"], None, ()))
+            absent = entry.get("absent")
+            rows.append(StudyRow(entry["method"], None, (), " ".join(absent.split()) if absent else None))
             continue
         if not isinstance(point, dict) or not point:
             fail(f"{here} ({entry['method']}).point: got {point!r}; allowed: a mapping of grid key -> value")

@@ -272,6 +272,10 @@ class ClaimJudge:
             why = self.unavailable[claim.metric]
             kind = "weights" if "weights" in why or ".pth" in why else "protocol"
             return _not_testable(claim, kind, f"{claim.metric} has no value: {why}")
+        absent = [row for row in self.study.rows if row.method in claim.rows and row.absent]
+        if absent:
+            return _not_testable(claim, "protocol", "; ".join(f"{row.method} has no analogue at this scale: "
+                                                            f"{row.absent}" for row in absent))
         missing = [method for method in claim.rows if self.per_seed(method, claim.metric) == {}]
         if missing:
             reasons = sorted({self.absent_data[method] for method in missing if method in self.absent_data})

@@ -114,7 +114,8 @@ def _rows_at(data: dict, chain: list[str]) -> dict:
     """``data`` with each reproduction row's point as the profiles of ``chain`` change it.
 
     A row ``{method: ..., point: {...}, at: {cpu: {...}}}`` of the ``reproduce`` block names its
-    grid point; where a profile replaces that axis's values, ``at`` gives the point there.
+    grid point; where a profile replaces that axis's values, ``at`` gives the point there, or
+    ``{absent: why}`` where the row has no analogue at that profile (it is then shown unrun, with why).
     """
     block = data.get("reproduce")
     if not isinstance(block, dict) or not isinstance(block.get("rows"), list):
@@ -127,7 +128,12 @@ def _rows_at(data: dict, chain: list[str]) -> dict:
                 raise ProfileError(f"reproduce.rows: {row.get('method')!r}: at: got {at!r}; allowed: a mapping of "
                                    "profile -> the point's keys under that profile")
             for name in chain:
-                if name in at and isinstance(row.get("point"), dict):
+                if name not in at or not isinstance(row.get("point"), dict):
+                    continue
+                if set(at[name]) == {"absent"} and isinstance(at[name]["absent"], str):
+                    row = {key: value for key, value in row.items() if key != "point"}  # no runs at this profile
+                    row["absent"] = at[name]["absent"]
+                else:
                     row["point"] = {**row["point"], **at[name]}
         rows.append(row)
     return {**data, "reproduce": {**block, "rows": rows}}
