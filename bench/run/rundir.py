@@ -486,18 +486,14 @@ def check_run_dir(run_dir: str | Path, expected: str | None = None, logs: bool =
     if expected is not None and not same_run(expected, claim.run_id):
         raise ForeignRunError(f"{run_dir}: holds run {claim.run_id!r}, not {expected!r} (a different config, seed or "
                           "data); use another directory")
-    done = run_dir / DONE_FILE
-    if os.path.lexists(done):
-        summary = read_summary(done, "delete it, and the run's command writes it anew from its checkpoint")
-        if summary.get("run_id", claim.run_id) != claim.run_id:
-            raise ForeignRunError(f"{done}: the summary of run {summary['run_id']!r}, not of this directory's run "
-                              f"{claim.run_id!r}; delete it, and the run's command writes it anew from its checkpoint")
-    failed = run_dir / FAILED_FILE
-    if os.path.lexists(failed):
-        summary = read_summary(failed, "delete it to run the run again")
-        if summary.get("run_id", claim.run_id) != claim.run_id:
-            raise ForeignRunError(f"{failed}: the failure of run {summary['run_id']!r}, not of this directory's run "
-                              f"{claim.run_id!r}; delete it to run the run again")
+    for name, what, advice in ((DONE_FILE, "the summary", "delete it, and the run's command writes it anew from its "
+                                "checkpoint"), (FAILED_FILE, "the failure", "delete it to run the run again")):
+        path = run_dir / name
+        if os.path.lexists(path):
+            summary = read_summary(path, advice)
+            if summary.get("run_id", claim.run_id) != claim.run_id:
+                raise ForeignRunError(f"{path}: {what} of run {summary['run_id']!r}, not of this directory's run "
+                                      f"{claim.run_id!r}; {advice}")
     header = checkpoint_header(run_dir / CHECKPOINT_FILE)
     if header is not None:
         advice = "delete it to restart this run from step 0, or put back this run's own checkpoint"
