@@ -543,8 +543,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Sweep the study NAME (ablations/NAME.yaml) at --profile, skipping finished runs, "
                        "then write OUT/<study>[-<profile>]/: the ablation report (table.md and figures) and "
                        "reproduction.md / reproduction.json: the source's rows with its published numbers beside "
-                       "ours (mean and 95%% interval over seeds), each published claim with a verdict (holds / does "
-                       "not hold / not testable here, and why) and the rank agreement (Kendall's tau with a "
+                       "ours (mean and 95%% interval over seeds), each published claim with a verdict (supported / "
+                       "contradicted / inconclusive / not testable here, and why) and the rank agreement (Kendall's tau with a "
                        "bootstrap interval over seeds).  Exit 1 when a run has failed, 2 on a bad file.")
     p.add_argument("name", nargs="?", metavar="NAME", help="study name (see --list) or study file")
     p.add_argument("--list", action="store_true", help="list the studies with their runs per profile")
@@ -553,7 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "the study file alone (no runs, no sweep)")
     p.add_argument("--overview", action="store_true", help="write OUT/REPRODUCTION.md from the studies rendered in "
                    "OUT at --profile (their committed reproduction.json/.md and compute.json): the headline count "
-                   "of claims that hold and every study's table; runs nothing")
+                   "of claims per verdict and every study's table; runs nothing")
     _profile_arg(p)
     p.add_argument("--executor", choices=("auto", "slurm", "local", "debug"), default="auto",
                    help="as for sweep: slurm (job array), local (this machine, waits), debug (in this process); "

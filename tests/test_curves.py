@@ -66,8 +66,39 @@ def test_a_baseline_not_crossed_is_extrapolated_from_each_seeds_last_three_evalu
     # a curve heading away never gets there
     falling = dict(zip(STEPS, [21.0, 20.8, 20.6, 20.4, 20.2, 20.0]))
     (curve,) = learning_curves(*_curves(falling), {"grey input": {"psnr_rgb8": 22.7}}, {"psnr_rgb8": True})
-    assert curve.crossings[0].needed is None and curve.crossings[0].seeds_heading_there == 0
+    assert math.isinf(curve.crossings[0].needed[0]) and curve.crossings[0].seeds_heading_there == 0
     assert "below grey input and not heading there" in "\n".join(curves_markdown([curve], decimals))
+
+
+def test_the_extrapolation_starts_from_where_each_seed_is_not_from_its_fitted_line():
+    # last three: 20.0, 21.0, 20.6 (+ each seed's offset) at 2,000 / 4,000 / 8,000: the least-squares slope over
+    # three equally spaced points is (last - first) / 2 = 0.3 dB per doubling; from 20.6 + o at 8,000 to 21.5
+    means = dict(zip(STEPS, [18.0, 19.0, 20.0, 20.0, 21.0, 20.6]))
+    (curve,) = learning_curves(*_curves(means), {"grey input": {"psnr_rgb8": 21.5}}, {"psnr_rgb8": True})
+    (crossing,) = curve.crossings
+    expected = sorted(8000 * 2 ** ((21.5 - (20.6 + offset)) / 0.3) for offset in OFFSETS)
+    assert crossing.needed == pytest.approx((expected[1], expected[0], expected[2]), rel=1e-6)
+    assert expected[1] == pytest.approx(64000)
+    assert (crossing.seeds_heading_there, crossing.seeds_past, crossing.last_step) == (3, 0, 8000)
+    assert "would need ~64,000 updates (seeds:" in "\n".join(curves_markdown([curve], decimals))
+
+
+def test_seeds_past_a_baseline_their_interval_is_not_past_call_for_seeds_not_updates():
+    # at 8,000 the seeds are 22.4, 22.6, 22.8 against 22.5: two past it, but the 95% interval 22.6 +- 0.497 is not
+    means = dict(zip(STEPS, [20.0, 20.5, 21.0, 21.6, 22.1, 22.6]))
+    (curve,) = learning_curves(*_curves(means), {"grey input": {"psnr_rgb8": 22.5}}, {"psnr_rgb8": True})
+    (crossing,) = curve.crossings
+    assert crossing.from_step is None
+    assert (crossing.seeds_past, crossing.seeds_heading_there) == (2, 1)
+    assert crossing.needed[0] == 8000  # the median seed is past it at the last evaluation
+    text = "\n".join(curves_markdown([curve], decimals))
+    assert "not past grey input on the seeds' 95% interval at 8,000 (2 of 3 seeds past it, 1 of 3 seeds heading " \
+           "there): more seeds, not more updates, would settle it" in text
+    # one seed past it and two heading away: not heading there, with the one seed said
+    away = dict(zip(STEPS, [20.0, 20.5, 21.0, 22.6, 22.5, 22.4]))
+    (curve,) = learning_curves(*_curves(away), {"grey input": {"psnr_rgb8": 22.5}}, {"psnr_rgb8": True})
+    assert "below grey input and not heading there (1 of 3 seeds past it)" in \
+        "\n".join(curves_markdown([curve], decimals))
 
 
 def test_a_flat_test_curve_over_a_falling_training_loss_is_data_limited():

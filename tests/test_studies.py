@@ -37,7 +37,7 @@ REQUIRED = ["pix2pix-table1-losses", "pix2pix-table2-generator", "pix2pix-table3
             "seed001-unet-regression", "seed002-pix2pix-facades", "seed002-losses", "seed002-augmentation",
             "seed002-batch-size", "seed002-enhanced", "seed003-resnet-unet", "seed004-coco-pix2pix", "axis-loss",
             "axis-lambda", "axis-batch-size", "axis-augmentation", "axis-skip-connections", "axis-pretraining",
-            "axis-colour-space"]
+            "axis-colour-space", "budget-colourisation"]
 
 
 def _text(path: Path) -> str:
@@ -114,8 +114,8 @@ def test_the_headline_profile_has_every_study_committed():
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"{SHARED_DATA} is absent: the studies' run ids cover its photos")
 @pytest.mark.parametrize("profile", _committed_profiles())
 def test_every_committed_reproduction_rederives_from_its_aggregate_and_study_file(profile, tmp_path, capsys):
-    """Not circular: the verdicts and numbers come again from the runs' raw records (aggregate.parquet, curves.parquet)
-    and the study files, and the overview from those; any verdict or number that differs fails."""
+    """Not circular: the verdicts, numbers and learning-curve findings come again from the runs' raw records
+    (aggregate.parquet, curves.parquet) and the study files, and the overview from those; any that differs fails."""
     reports = ABLATIONS.parent / "reports"
     out = tmp_path / "reports"
     for study in STUDIES:
@@ -123,11 +123,11 @@ def test_every_committed_reproduction_rederives_from_its_aggregate_and_study_fil
         if not (committed / JSON_FILE).is_file():
             continue
         (out / committed.name).mkdir(parents=True)
-        for name in ("aggregate.parquet", "curves.parquet", COMPUTE_FILE):
+        for name in ("aggregate.parquet", "curves.parquet", COMPUTE_FILE, "table.md"):
             if (committed / name).is_file():
                 shutil.copy(committed / name, out / committed.name / name)
         render_from_aggregate(study.stem, profile, out)
-        for name in (JSON_FILE, MARKDOWN_FILE):
+        for name in (JSON_FILE, MARKDOWN_FILE, "table.md"):
             assert (out / committed.name / name).read_bytes() == (committed / name).read_bytes(), (study.stem, name)
     assert main(["reproduce", "--overview", "--profile", profile, "--out", str(out)]) == 0
     capsys.readouterr()

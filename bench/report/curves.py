@@ -8,9 +8,11 @@ Pure functions of the analysis's tables (``Analysis.curves``: one row per finish
   the spread of the seeds (their standard deviation) at its own budget: more updates than that only move the mean
   within the noise of one more seed;
 * **beats a baseline from** the earliest evaluation from which the 95% t-interval of the seeds' mean lies wholly
-  on the better side of the baseline, at every later evaluation too; where it never does, the budget it would
-  need is extrapolated from each seed's last three evaluations (a line in log2 of the updates), given as the median
-  over seeds with their range, or said to be out of reach when the seeds' curves do not head there;
+  on the better side of the baseline, at every later evaluation too; where it never does, the budget each seed
+  would need is extrapolated from its last evaluation with the slope of its last three (a line in log2 of the
+  updates): its last budget if it is past the baseline already, never if it heads away.  The arm's budget is the
+  median over seeds with their range; a median past the last evaluation is budget to find, a median at it means
+  most seeds are past the baseline but their interval is not (more seeds, not more updates, would settle it);
 * **data-limited** where the curve has flattened while the training loss still fell by more than
   :data:`STILL_FALLING` over the last doubling of updates: the model fits its training photos better without
   generalising better, so more photos (or more distinct views of them), not more updates, would move it.
@@ -28,6 +30,8 @@ from bench.report.stats import seed_summary
 TRAIN_LOSS = "train/loss_g_rec"  # the generator's reconstruction loss on its training batches (stats.jsonl)
 STILL_FALLING = 0.05  # a relative fall of the training loss over the last doubling that counts as still falling
 EXTRAPOLATION_POINTS = 3
+MAX_DOUBLINGS = 64  # a crossing further than this many doublings away is out of reach (and past float range soon)
+CURVES_HEADING = "## Learning curves"
 
 
 @dataclass(frozen=True)
@@ -35,9 +39,11 @@ class BaselineCrossing:
     baseline: str
     value: float
     from_step: int | None  # the first evaluation from which the variant beats it for good (None: not by the last)
-    needed: tuple[float, float, float] | None  # extrapolated budget: median and range over seeds (None: no trend)
-    seeds_heading_there: int
+    needed: tuple[float, float, float] | None  # each seed's budget: median and range (inf: never; None: no trend)
+    seeds_heading_there: int  # seeds not past it yet whose curve heads there
     n_seeds: int
+    seeds_past: int = 0  # seeds past it at their last evaluation, while the seeds' interval is not
+    last_step: int = 0  # the last evaluation the budgets extrapolate from
 
 
 @dataclass(frozen=True)
@@ -110,18 +116,27 @@ def _crossing(name: str, value: float, per_step: dict[int, np.ndarray], steps: l
     n_seeds = int(rows["seed"].nunique())
     if from_step is not None:
         return BaselineCrossing(name, value, from_step, None, n_seeds, n_seeds)
-    needed = []
+    needed, heading, past = [], 0, 0
     for _, seed_rows in rows.groupby("seed"):
         last = seed_rows.sort_values("step").tail(EXTRAPOLATION_POINTS)
         if len(last) < 2:
             continue
-        slope, intercept = np.polyfit(np.log2(last["step"].to_numpy(dtype=float)), last["value"].to_numpy(), 1)
-        if sign * slope > 0:  # heading towards the baseline
-            needed.append(float(2 ** ((value - intercept) / slope)))
+        last_step, last_value = float(last["step"].iloc[-1]), float(last["value"].iloc[-1])
+        if sign * (last_value - value) > 0:
+            past += 1
+            needed.append(last_step)
+            continue
+        slope = np.polyfit(np.log2(last["step"].to_numpy(dtype=float)), last["value"].to_numpy(), 1)[0]
+        if sign * slope > 0:  # heading towards the baseline: from where the seed is, at its recent pace
+            heading += 1
+            doublings = (value - last_value) / slope
+            needed.append(last_step * 2.0 ** doublings if doublings < MAX_DOUBLINGS else math.inf)
+        else:
+            needed.append(math.inf)
     if not needed:
         return BaselineCrossing(name, value, None, None, 0, n_seeds)
-    return BaselineCrossing(name, value, None, (float(np.median(needed)), min(needed), max(needed)), len(needed),
-                            n_seeds)
+    return BaselineCrossing(name, value, None, (float(np.median(needed)), min(needed), max(needed)), heading,
+                            n_seeds, past, steps[-1])
 
 
 def _last_fall(loss: pd.DataFrame) -> float | None:
@@ -141,7 +156,7 @@ def curves_markdown(results: list[Curve], decimals) -> list[str]:
     if not results:
         return []
     steps = sorted({s for curve in results for s in curve.steps})
-    lines = ["## Learning curves", "",
+    lines = [CURVES_HEADING, "",
              "Mean over seeds at each evaluation (updates); the curve **flattens** where every later doubling gains "
              "less than the seeds' spread; it **beats** a trivial baseline from the evaluation on which its seeds' "
              "95% interval stays on the better side.", "",
@@ -162,15 +177,21 @@ def curves_markdown(results: list[Curve], decimals) -> list[str]:
 def _crossing_text(crossing: BaselineCrossing) -> str:
     if crossing.from_step is not None:
         return f"beats {crossing.baseline} from {crossing.from_step:,}"
-    if crossing.needed is None:
-        return f"below {crossing.baseline} and not heading there"
+    counts = ", ".join(f"{count} of {crossing.n_seeds} seeds {what}" for count, what in
+                       ((crossing.seeds_past, "past it"), (crossing.seeds_heading_there, "heading there")) if count)
+    if crossing.needed is None or math.isinf(crossing.needed[0]):
+        return f"below {crossing.baseline} and not heading there" + (f" ({counts})" if counts else "")
     median, low, high = crossing.needed
-    heading = "" if crossing.seeds_heading_there == crossing.n_seeds else \
-        f", {crossing.seeds_heading_there} of {crossing.n_seeds} seeds heading there"
-    return f"below {crossing.baseline}; would need ~{_budget(median)} updates ({_budget(low)}-{_budget(high)}{heading})"
+    if median <= crossing.last_step:
+        return (f"not past {crossing.baseline} on the seeds' 95% interval at {crossing.last_step:,} ({counts}): more "
+                f"seeds, not more updates, would settle it")
+    return f"below {crossing.baseline}; would need ~{_budget(median)} updates (seeds: {_budget(low)} to " \
+           f"{_budget(high)}; {counts})"
 
 
 def _budget(steps: float) -> str:
-    if not math.isfinite(steps) or steps > 1e12:
+    if math.isinf(steps):
+        return "never"
+    if steps > 1e12:
         return "more than 10^12"
     return f"{steps:,.0f}" if steps < 1e6 else f"{steps:.1e}"

@@ -117,8 +117,9 @@ def _baseline_config(ablation: Ablation) -> RunConfig:
 
 def render_from_aggregate(name: str, profile: str, out: str | Path = "reports", folder: Path | None = None,
                           n_resamples: int | None = None) -> Path:
-    """Re-derive a study's reproduction.md and reproduction.json from its ``aggregate.parquet`` in ``out`` and the
-    study file alone (no runs, no results folder); return the study's folder.
+    """Re-derive a study's reproduction.md and reproduction.json, and the learning-curve and reproduction sections of
+    its table.md, from its ``aggregate.parquet`` and ``curves.parquet`` in ``out`` and the study file alone (no runs,
+    no results folder); return the study's folder.
 
     The same numbers as rendering from the runs: the aggregate holds every run's records and every baseline's.
     """
@@ -126,7 +127,9 @@ def render_from_aggregate(name: str, profile: str, out: str | Path = "reports", 
 
     from bench.report.analysis import analyse  # here: pandas and scipy, which --list does not need
     from bench.report.collect import CURVES_FILE, read_aggregate
+    from bench.report.curves import CURVES_HEADING, curves_markdown
     from bench.report.design import design_of_ablation
+    from bench.report.tables import decimals, report_curves
     ablation = load_ablation(find_study(name, folder or default_studies_folder()), profile=profile)
     study_out = Path(out) / ablation.name
     aggregate = study_out / AGGREGATE_FILE
@@ -141,10 +144,20 @@ def render_from_aggregate(name: str, profile: str, out: str | Path = "reports", 
                                  BOOTSTRAP_SEED)
     table = study_out / "table.md"
     if table.is_file():  # the report's last section is the reproduction's summary: written anew with it
-        text = table.read_text()
+        text = _with_section(table.read_text(), CURVES_HEADING, curves_markdown(report_curves(analysis), decimals))
         head, found, _ = text.partition("\n## Reproduction")
         rundir.write_text(table, (head if found else text.rstrip("\n") + "\n") + "\n" + section)
     return study_out
+
+
+def _with_section(text: str, heading: str, lines: list[str]) -> str:
+    """``text`` with its markdown section ``heading`` (up to the next ``## ``) replaced by ``lines``; unchanged where
+    it has no such section."""
+    head, found, rest = text.partition(heading + "\n")
+    if not found:
+        return text
+    _, next_found, tail = rest.partition("\n## ")
+    return head + "\n".join(lines) + ("\n## " + tail if next_found else "")
 
 
 def _set_args(overrides: list[str] | tuple[str, ...]) -> list[str]:
