@@ -234,7 +234,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     options = SweepOptions(executor=args.executor, dry_run=args.dry_run, max_parallel=args.max_parallel,
                            results=args.results, overrides=args.overrides, profile=args.profile,
                            rerun_failed=args.rerun_failed, max_num_timeout=args.max_num_timeout, wait=args.wait,
-                           skip_missing_data=args.skip_missing_data, runs_per_task=args.runs_per_task)
+                           skip_missing_data=args.skip_missing_data, runs_per_task=args.runs_per_task,
+                           reuse=not args.no_reuse)
     try:
         return sweep_command(args.file, options)
     except SubmissionError as err:
@@ -276,7 +277,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         return 0
     try:
         options = SweepOptions(executor=args.executor, dry_run=args.dry_run, max_parallel=args.max_parallel,
-                               results=args.results, overrides=args.overrides, profile=args.profile)
+                               results=args.results, overrides=args.overrides, profile=args.profile,
+                               reuse=not args.no_reuse)
         return reproduce_command(args.name, options, _out_folder(args.out), folder, args.resamples)
     except SubmissionError as err:
         print(f"colorbench: error: {err}", file=sys.stderr)
@@ -288,6 +290,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     from bench.reproduce.output import write_reproduction
     return report_command(args.ablations, args.results, _out_folder(args.out), args.select_by, args.resamples,
                           args.profile, study_section=write_reproduction)
+
+
+def _reuse_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-reuse", action="store_true", help="train every missing run here, even one that "
+                        "another ablation's folder under --results has finished (default: copy that one in: the "
+                        "same run id is the same config, data and seed)")
 
 
 def _profile_arg(parser: argparse.ArgumentParser) -> None:
@@ -476,6 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pack K runs into one job (SLURM array task, or local job), each in its own process, sharing "
                    "its GPU and CPUs; each keeps its own directory, resume and status (default: slurm.runs_per_task, "
                    "else 1)")
+    _reuse_arg(p)
     _profile_arg(p)
     p.set_defaults(func=cmd_sweep)
 
@@ -568,6 +577,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "changes run ids where the field is result-affecting)")
     p.add_argument("--resamples", type=_int_at_least(1), metavar="N",
                    help="bootstrap resamples of each comparison (default: 10000)")
+    _reuse_arg(p)
     p.set_defaults(func=cmd_reproduce)
     return parser
 

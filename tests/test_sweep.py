@@ -1,9 +1,11 @@
 """`colorbench sweep` and `colorbench status` with the debug and local executors, and the preemption protocol."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -86,6 +88,62 @@ def test_a_new_grid_value_adds_only_its_run(tmp_path, image_folder, monkeypatch)
                         or {"state": "done"})
     sweep(write_ablation(tmp_path, image_folder, grid={"generator.ngf": [8, 12]}), results, "--executor", "debug")
     assert trained == [12]
+
+
+def test_a_run_another_study_has_finished_is_copied_in_not_trained_again(tmp_path, image_folder, monkeypatch,
+                                                                          capsys):
+    results = tmp_path / "results"
+    # study "first" finishes both skip settings; study "second" shares the skips=true run and adds ngf 12
+    sweep(write_ablation(tmp_path, image_folder, name="first"), results, "--executor", "debug")
+    shared = next(run for run in load_ablation(tmp_path / "first.yaml").runs
+                  if run.point["generator.skip_connections"])
+    source = AblationResults(results / "first").run_dir(shared)
+    assert (source / "DONE").is_file()
+    second = write_ablation(tmp_path, image_folder, name="second",
+                            grid={"generator.skip_connections": [True], "generator.ngf": [8, 12]})
+    assert shared.run_id in {run.run_id for run in load_ablation(second).runs}
+    capsys.readouterr()
+    assert sweep(second, results, "--executor", "debug", "--dry-run") == 0
+    assert f"{shared.run_id}: finished in first; would be copied from {source}" in capsys.readouterr().out
+    assert not (results / "second").exists()  # a dry run copies nothing
+
+    trained = []
+    monkeypatch.setattr("bench.sweep.job.train", lambda config, run_dir, **k: trained.append(config.generator.ngf)
+                        or {"state": "done"})
+    sweep(second, results, "--executor", "debug")
+    assert trained == [12]  # only the run no folder has finished
+    copied = AblationResults(results / "second").run_dir(shared)
+    assert copied.parent == results / "second" and (copied / "DONE").is_file()
+    files = sorted(p.relative_to(source) for p in source.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(copied) for p in copied.rglob("*") if p.is_file())
+    for name in files:  # the same bytes and the same file times (compute.json reads a run's time from them)
+        assert (copied / name).read_bytes() == (source / name).read_bytes()
+        assert (copied / name).stat().st_mtime == (source / name).stat().st_mtime
+    assert not list((results / "second").glob(".*partial"))
+    assert collect_status(AblationResults(results / "second"), [shared])[0].state == "done"
+
+
+def test_unfinished_or_failed_runs_elsewhere_are_not_copied_and_no_reuse_trains_again(tmp_path, image_folder,
+                                                                                        monkeypatch):
+    results = tmp_path / "results"
+    sweep(write_ablation(tmp_path, image_folder, name="first"), results, "--executor", "debug")
+    runs = load_ablation(tmp_path / "first.yaml").runs
+    unfinished, failed = (AblationResults(results / "first").run_dir(run) for run in runs)
+    (unfinished / "DONE").unlink()
+    (failed / "FAILED").write_text("diverged\n")
+    second = write_ablation(tmp_path, image_folder, name="second")  # the same two runs under another name
+    trained = []
+    monkeypatch.setattr("bench.sweep.job.train", lambda config, run_dir, **k: trained.append(Path(run_dir).name)
+                        or {"state": "done"})
+    sweep(second, results, "--executor", "debug")
+    assert sorted(trained) == sorted(run.dir_name for run in runs)
+    # finished in "first" now, but --no-reuse trains them here anyway
+    shutil.rmtree(results / "second")
+    (unfinished / "DONE").write_text("done\n")
+    (failed / "FAILED").unlink()
+    trained.clear()
+    sweep(second, results, "--executor", "debug", "--no-reuse")
+    assert sorted(trained) == sorted(run.dir_name for run in runs)
 
 
 def _claim(run_dir, run_id, config):

@@ -8,6 +8,7 @@ from bench.config import ConfigError
 from bench.sweep.ablation import Ablation, load_ablation
 from bench.sweep.profiles import FULL
 from bench.sweep.results import AblationResults, printed_warnings, warn
+from bench.sweep.reuse import reuse_finished_runs
 from bench.sweep.status import collect_status, format_table
 from bench.sweep.submit import SweepOptions, describe_plan, plan_sweep, resolve_executor, submit, wait_for
 
@@ -26,6 +27,10 @@ def sweep_command(file: str | Path, options: SweepOptions = SweepOptions()) -> i
     executor = resolve_executor(options.executor)
     if not options.dry_run:
         _check_data(ablation, options.skip_missing_data)
+    if options.reuse:
+        for run, source in reuse_finished_runs(ablation, folder, copy=not options.dry_run):
+            print(f"{run.run_id}: finished in {source.parent.name}; "
+                  f"{'would be copied' if options.dry_run else 'copied'} from {source}, not trained again")
     with printed_warnings():
         plan = plan_sweep(ablation, folder, options.rerun_failed)
     if options.dry_run:

@@ -61,6 +61,7 @@ class SweepOptions:
     wait: bool = False  # slurm: stay until the runs have ended
     skip_missing_data: bool = False  # leave out runs whose data is not here instead of refusing the sweep
     runs_per_task: int | None = None  # runs packed into one job (array task), sharing its GPU; default slurm block's
+    reuse: bool = True  # copy in runs another ablation's folder under ``results`` has finished (bench.sweep.reuse)
 
     def __post_init__(self) -> None:
         if self.executor not in EXECUTORS:
