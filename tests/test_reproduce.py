@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from bench.report.analysis import BASELINE_COLUMNS, CURVE_COLUMNS
+from bench.report.analysis import BASELINE_COLUMNS, BATCH_COLUMN, CURVE_COLUMNS, WIDTH_COLUMN
 from bench.report.published import load_published
 from bench.report.stats import seeds_for_difference, seeds_for_equivalence
+from bench.reproduce.overview import budget_scale
 from bench.reproduce.render import reproduction_markdown
 from bench.reproduce.study import StudyError, parse_study
 from bench.reproduce.verdicts import BELOW_BASELINE, CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE, SUPPORTED, reproduce
@@ -266,6 +267,27 @@ def test_row_numbers_are_seed_means_with_t_intervals():
     assert (summary.ci_low, summary.ci_high) == pytest.approx((per_seed.mean() - half, per_seed.mean() + half))
     assert row["L1"].published == (0.42, 0.15, 0.11) and row["L1"].updates == (100,)
     assert row["ground truth"].ours == {} and row["ground truth"].runs_planned == 0
+
+
+def test_each_row_states_its_budget_in_updates_images_seen_and_width():
+    ablation = _ablation(BLOCK)
+    study = parse_study(ablation, load_published())
+    analysis = _analysis(ablation, study)
+    l1 = set(study.rows[0].run_ids)
+    is_l1 = analysis.runs["run_id"].isin(l1)
+    analysis.runs[BATCH_COLUMN] = np.where(is_l1, 4, 1)
+    analysis.runs[WIDTH_COLUMN] = np.where(is_l1, 16, 32)
+    analysis.runs.loc[is_l1, "total_steps"] = 250
+    rows = {r.method: r for r in reproduce(study, analysis, 200, 0).rows}
+    assert (rows["L1"].updates, rows["L1"].images_seen, rows["L1"].widths) == ((250,), (1000,), (16,))
+    assert (rows["L1+cGAN"].updates, rows["L1+cGAN"].images_seen, rows["L1+cGAN"].widths) == ((100,), (100,), (32,))
+    # the overview's headline names the range of each across the studies' rows
+    summaries = [{"resolution": "64x64", "n_images": 5, "rows": [
+        {"updates": [250], "images_seen": [1000], "widths": [16]}, {"updates": [100], "images_seen": [100],
+                                                                     "widths": [32]}]}]
+    assert budget_scale(summaries, "cpu") == ("at the `cpu` profile, 64x64 images, generators of width 16 to 32 "
+                                                "(base channels), 100 to 250 updates per run, 100 to 1,000 training "
+                                                "images seen per run, 5 test images")
 
 
 def test_rank_agreement_is_kendalls_tau_of_published_and_ours():

@@ -38,6 +38,8 @@ from bench.report.stats import (
 )
 
 REPORT_SPLIT = "test"
+BATCH_COLUMN = "config.data.batch_size"  # a run's images per update
+WIDTH_COLUMN = "config.generator.ngf"  # its generator's width (base channels)
 VALIDATION_SPLITS = ("val", "validation")
 DEFAULT_SELECTION_METRICS = ("psnr_rgb8", "ssim_rgb8")
 # Which way is better, for choosing nuisance settings and naming the best variant (DDColor marks CF as higher-better).
@@ -182,7 +184,8 @@ def _runs(frame: pd.DataFrame) -> pd.DataFrame:
                "run_dir"]
     runs = frame.drop_duplicates("run_id")
     runs = runs.sort_values(["fixed", "variant_position", "nuisance_position", "seed", "run_id"], kind="stable")
-    optional = ("machine", "data_problem")  # bench.run.machine.machine_label; why a run's data is not on this machine
+    # bench.run.machine.machine_label; why a run's data is not on this machine; the batch and width of its budget
+    optional = ("machine", "data_problem", BATCH_COLUMN, WIDTH_COLUMN)
     runs = runs.assign(**{name: runs[name] if name in runs.columns else None for name in optional})
     return runs[columns + list(optional)].reset_index(drop=True)
 

@@ -40,6 +40,7 @@ def summary(reproduction: Reproduction, profile: str) -> dict:
         "baselines": None if reproduction.baselines is None else dataclasses.asdict(reproduction.baselines),
         "rows": [{"method": row.method, "published": list(row.published), "runs_done": row.runs_done,
                   "runs_planned": row.runs_planned, "updates": list(row.updates),
+                  "images_seen": list(row.images_seen), "widths": list(row.widths),
                   "ours": {metric: dataclasses.asdict(s) for metric, s in row.ours.items()}}
                  for row in reproduction.rows],
         "verdicts": [_verdict(v) for v in reproduction.verdicts],

@@ -168,7 +168,7 @@ def overview_markdown(rendered: list[tuple[str, Path, dict, dict | None]], missi
              f"Regenerate with `colorbench reproduce --overview --profile {profile}` (from the committed files of "
              "each study's folder below; each study's own files come from `colorbench reproduce NAME --profile "
              f"{profile}`, and again from its committed `aggregate.parquet` with `--from-aggregate`).", "",
-             f"**Headline, {_scale(summaries, profile)}: of {raw['claims']} independent published claims, "
+             f"**Headline, {budget_scale(summaries, profile)}: of {raw['claims']} independent published claims, "
              f"{_outcomes(raw)}.** With Holm–Bonferroni across the {family} tests that decide them: "
              f"{_outcomes(corrected, short=True)}.  {raw['excluded']} more claims are shown but not counted "
              f"(judged on an arm's own training objective or on unequal training budgets); "
@@ -233,17 +233,27 @@ def _outcomes(counts: dict, short: bool = False) -> str:
     return text + (f" ({classes})" if classes and not short else "")
 
 
-def _scale(summaries: list[dict], profile: str) -> str:
-    """The scale of the runs behind the verdicts, in words: resolution, updates per run, test images."""
+def budget_scale(summaries: list[dict], profile: str) -> str:
+    """The scale of the runs behind the verdicts, in words: resolution, generator width, updates and images seen
+    per run, test images."""
+    def spread(key: str) -> list[int]:
+        return sorted({v for s in summaries for row in s["rows"] for v in row.get(key) or []})
+
+    def span(values: list[int], what: str) -> str:
+        return f"{values[0]:,} to {values[-1]:,} {what}" if len(values) > 1 else f"{values[0]:,} {what}"
+
     resolutions = sorted({s["resolution"] for s in summaries if s.get("resolution")})
-    updates = sorted({u for s in summaries for row in s["rows"] for u in row.get("updates") or []})
     images = sorted({s["n_images"] for s in summaries if s.get("n_images")})
     parts = [f"at the `{profile}` profile"]
     if resolutions:
         parts.append(f"{' and '.join(resolutions)} images")
-    if updates:
-        parts.append(f"{updates[0]:,} to {updates[-1]:,} updates per run" if len(updates) > 1
-                     else f"{updates[0]:,} updates per run")
+    if widths := spread("widths"):
+        parts.append("generators of width " + (f"{widths[0]} to {widths[-1]}" if len(widths) > 1 else f"{widths[0]}")
+                     + " (base channels)")
+    if updates := spread("updates"):
+        parts.append(span(updates, "updates per run"))
+    if seen := spread("images_seen"):
+        parts.append(span(seen, "training images seen per run"))
     if images:
         parts.append(f"{' or '.join(f'{n:,}' for n in images)} test images")
     return ", ".join(parts)

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
-from bench.report.analysis import REPORT_SPLIT, Analysis, better, compare_arms
+from bench.report.analysis import BATCH_COLUMN, REPORT_SPLIT, WIDTH_COLUMN, Analysis, better, compare_arms
 from bench.report.published import comparability
 from bench.report.stats import (
     LEVEL,
@@ -77,6 +77,8 @@ class RowResult:
     runs_done: int
     runs_planned: int
     updates: tuple[int, ...] = ()  # the numbers of updates its runs train (one, unless the row mixes budgets)
+    images_seen: tuple[int, ...] = ()  # updates x batch size of its finished runs
+    widths: tuple[int, ...] = ()  # its generators' widths (base channels)
 
 
 @dataclass(frozen=True)
@@ -176,7 +178,9 @@ def reproduce(study: Study, analysis: Analysis, n_resamples: int, seed: int) -> 
     budgets = {row.method: sorted({int(s) for s in runs.loc[runs["run_id"].isin(row.run_ids)
                                                              & (runs["state"] == "done"), "total_steps"]
                                    if not pd.isna(s)}) for row in study.rows}
-    rows = tuple(_row_result(study, row, arms[row.method], done, budgets[row.method]) for row in study.rows)
+    rows = tuple(_row_result(study, row, arms[row.method], done, budgets[row.method],
+                             _budget_of(runs[runs["run_id"].isin(row.run_ids) & (runs["state"] == "done")]))
+                 for row in study.rows)
     baselines = _baselines(analysis, dataset)
     judge = ClaimJudge(study, arms, dataset, resolution, n_images, n_resamples, seed, dict(analysis.unavailable),
                        absent, budgets, baselines)
@@ -231,7 +235,17 @@ def _primary(measured: pd.DataFrame) -> pd.DataFrame:
     return measured[measured["dataset"] == dataset]
 
 
-def _row_result(study: Study, row, arm: pd.DataFrame, done: set[str], updates: list[int]) -> RowResult:
+def _budget_of(runs: pd.DataFrame) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The images seen (updates x batch) and the generator widths of ``runs``, each sorted and distinct."""
+    def distinct(values: pd.Series) -> tuple[int, ...]:
+        return tuple(sorted({int(v) for v in values if not pd.isna(v)}))
+    batch, width = runs.get(BATCH_COLUMN), runs.get(WIDTH_COLUMN)  # absent from aggregates made before them
+    return (distinct(runs["total_steps"] * batch.astype(float)) if batch is not None else (),
+            distinct(width) if width is not None else ())
+
+
+def _row_result(study: Study, row, arm: pd.DataFrame, done: set[str], updates: list[int],
+                budget: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())) -> RowResult:
     published = ()
     if study.published is not None:
         match = [r for r in study.published.rows if r["method"] == row.method]
@@ -241,7 +255,8 @@ def _row_result(study: Study, row, arm: pd.DataFrame, done: set[str], updates: l
         values = arm.loc[arm["metric"] == metric].sort_values("seed")["value"].to_numpy()
         if len(values):
             ours[metric] = seed_summary(values)
-    return RowResult(row.method, published, ours, len(done & set(row.run_ids)), len(row.run_ids), tuple(updates))
+    return RowResult(row.method, published, ours, len(done & set(row.run_ids)), len(row.run_ids), tuple(updates),
+                     *budget)
 
 
 @dataclass(frozen=True)
