@@ -112,5 +112,14 @@ def test_a_flat_test_curve_over_a_falling_training_loss_is_data_limited():
     assert curve.train_loss_fall == 0 and not curve.data_limited
 
 
+def test_one_seed_beating_a_baseline_says_it_has_no_interval():
+    rows, runs = _curves(dict(zip(STEPS, [21.0, 21.5, 22.0, 22.5, 23.0, 23.5])))
+    one = rows[rows["seed"] == 1]  # offset 0: 22.0 at 1,000 is the first value above 21.8, and it stays above
+    (curve,) = learning_curves(one, runs, {"grey input": {"psnr_rgb8": 21.8}}, {"psnr_rgb8": True})
+    assert curve.crossings[0].from_step == 1000 and curve.flattens_at is None  # no spread: never called flat
+    assert "beats grey input from 1,000 (one seed: its value, no interval)" in "\n".join(
+        curves_markdown([curve], decimals))
+
+
 def test_one_evaluation_is_no_curve():
     assert learning_curves(*_curves({1500: 20.0}), {}, {"psnr_rgb8": True}) == []

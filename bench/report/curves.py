@@ -176,7 +176,8 @@ def curves_markdown(results: list[Curve], decimals) -> list[str]:
 
 def _crossing_text(crossing: BaselineCrossing) -> str:
     if crossing.from_step is not None:
-        return f"beats {crossing.baseline} from {crossing.from_step:,}"
+        alone = " (one seed: its value, no interval)" if crossing.n_seeds == 1 else ""
+        return f"beats {crossing.baseline} from {crossing.from_step:,}{alone}"
     counts = ", ".join(f"{count} of {crossing.n_seeds} seeds {what}" for count, what in
                        ((crossing.seeds_past, "past it"), (crossing.seeds_heading_there, "heading there")) if count)
     if crossing.needed is None or math.isinf(crossing.needed[0]):
