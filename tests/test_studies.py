@@ -37,7 +37,7 @@ REQUIRED = ["pix2pix-table1-losses", "pix2pix-table2-generator", "pix2pix-table3
             "seed001-unet-regression", "seed002-pix2pix-facades", "seed002-losses", "seed002-augmentation",
             "seed002-batch-size", "seed002-enhanced", "seed003-resnet-unet", "seed004-coco-pix2pix", "axis-loss",
             "axis-lambda", "axis-batch-size", "axis-augmentation", "axis-skip-connections", "axis-pretraining",
-            "axis-colour-space", "budget-colourisation"]
+            "axis-colour-space", "budget-colourisation", "budget-facades"]
 
 
 def _text(path: Path) -> str:
