@@ -248,8 +248,7 @@ def budget_scale(summaries: list[dict], profile: str) -> str:
     if resolutions:
         parts.append(f"{' and '.join(resolutions)} images")
     if widths := spread("widths"):
-        parts.append("generators of width " + (f"{widths[0]} to {widths[-1]}" if len(widths) > 1 else f"{widths[0]}")
-                     + " (base channels)")
+        parts.append("generators of width " + span(widths, "(base channels)"))
     if updates := spread("updates"):
         parts.append(span(updates, "updates per run"))
     if seen := spread("images_seen"):

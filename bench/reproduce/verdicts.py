@@ -175,11 +175,9 @@ def reproduce(study: Study, analysis: Analysis, n_resamples: int, seed: int) -> 
     data_problems = dict(zip(runs["run_id"], runs["data_problem"]))
     absent = {row.method: reason for row in study.rows for run_id in row.run_ids
               if isinstance(reason := data_problems.get(run_id), str)}
-    budgets = {row.method: sorted({int(s) for s in runs.loc[runs["run_id"].isin(row.run_ids)
-                                                             & (runs["state"] == "done"), "total_steps"]
-                                   if not pd.isna(s)}) for row in study.rows}
-    rows = tuple(_row_result(study, row, arms[row.method], done, budgets[row.method],
-                             _budget_of(runs[runs["run_id"].isin(row.run_ids) & (runs["state"] == "done")]))
+    finished = {row.method: runs[runs["run_id"].isin(row.run_ids) & (runs["state"] == "done")] for row in study.rows}
+    budgets = {method: list(_distinct(rows["total_steps"])) for method, rows in finished.items()}
+    rows = tuple(_row_result(study, row, arms[row.method], done, budgets[row.method], _budget_of(finished[row.method]))
                  for row in study.rows)
     baselines = _baselines(analysis, dataset)
     judge = ClaimJudge(study, arms, dataset, resolution, n_images, n_resamples, seed, dict(analysis.unavailable),
@@ -235,17 +233,19 @@ def _primary(measured: pd.DataFrame) -> pd.DataFrame:
     return measured[measured["dataset"] == dataset]
 
 
+def _distinct(values: pd.Series) -> tuple[int, ...]:
+    return tuple(sorted({int(v) for v in values if not pd.isna(v)}))
+
+
 def _budget_of(runs: pd.DataFrame) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """The images seen (updates x batch) and the generator widths of ``runs``, each sorted and distinct."""
-    def distinct(values: pd.Series) -> tuple[int, ...]:
-        return tuple(sorted({int(v) for v in values if not pd.isna(v)}))
     batch, width = runs.get(BATCH_COLUMN), runs.get(WIDTH_COLUMN)  # absent from aggregates made before them
-    return (distinct(runs["total_steps"] * batch.astype(float)) if batch is not None else (),
-            distinct(width) if width is not None else ())
+    return (_distinct(runs["total_steps"] * batch.astype(float)) if batch is not None else (),
+            _distinct(width) if width is not None else ())
 
 
 def _row_result(study: Study, row, arm: pd.DataFrame, done: set[str], updates: list[int],
-                budget: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())) -> RowResult:
+                budget: tuple[tuple[int, ...], tuple[int, ...]]) -> RowResult:
     published = ()
     if study.published is not None:
         match = [r for r in study.published.rows if r["method"] == row.method]
