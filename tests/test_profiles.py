@@ -79,6 +79,18 @@ def test_a_row_without_an_analogue_at_a_profile_has_no_runs_there_and_says_why(t
     assert row["point"] == {"discriminator.n_layers": 5} and "absent" not in row  # the full profile runs it
 
 
+def test_a_profile_later_in_the_chain_brings_an_absent_row_back_at_its_own_point(tmp_path):
+    """tiny extends cpu: the row cpu leaves out runs at tiny, at tiny's point merged into the full profile's."""
+    study = {**STUDY, "grid": {"discriminator.n_layers": [3, 5]},
+             "reproduce": {"rows": [{"method": "286x286", "point": {"discriminator.n_layers": 5},
+                                     "at": {"cpu": {"absent": "no field that size at 64 px"},
+                                            "tiny": {"discriminator.n_layers": 3}}}]}}
+    (row,) = load_ablation(_write(tmp_path, study), profile="cpu").document["reproduce"]["rows"]
+    assert row == {"method": "286x286", "absent": "no field that size at 64 px"}
+    (row,) = load_ablation(_write(tmp_path, study), profile="tiny").document["reproduce"]["rows"]
+    assert row == {"method": "286x286", "point": {"discriminator.n_layers": 3}}
+
+
 def test_relative_paths_are_relative_to_the_file_that_names_them(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path.parent)
     study = {**STUDY, "base": {**STUDY["base"], "data": {**STUDY["base"]["data"], "cache_dir": "cache"}}}

@@ -57,13 +57,24 @@ def test_study_is_valid_and_documented_at_every_profile(path, capsys, tmp_path):
     text = _text(path)
     assert text.startswith("#"), f"{path.name}: must open with a comment citing its source"
     assert yaml.safe_load(text)["name"] == path.stem
-    for profile in ("full", "cpu", "tiny"):
+    for profile in ("full", *read_presets(ABLATIONS)):
         ablation = load_ablation(path, profile=profile)
         study = parse_study(ablation, load_published())
         assert all(row.run_ids or row.point is None for row in study.rows)
         assert main(["sweep", str(path), "--dry-run", "--profile", profile, "--results", str(tmp_path)]) == 0
     assert len(load_ablation(path, profile="cpu").seeds) >= 3
     assert "runs" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.stem)
+def test_the_long_cpu_profile_trains_on_every_training_image_and_records_a_learning_curve(path):
+    """cpu_long is the cpu profile with all the split's training photos (facades: all 400 pairs) and >= 6
+    evaluations per run, so that every study's report at that profile has learning curves."""
+    short, long = load_ablation(path, profile="cpu"), load_ablation(path, profile="cpu_long")
+    assert len(long.runs) >= len(short.runs)  # it may add an arm (axis-batch-size), never drop one
+    for run in long.runs:
+        assert run.config.data.n_train is None or path.stem.startswith("budget-")  # the budget studies' own axis
+        assert run.config.eval.curve_points >= 6
 
 
 @pytest.fixture(scope="module")

@@ -116,6 +116,8 @@ def _rows_at(data: dict, chain: list[str]) -> dict:
     A row ``{method: ..., point: {...}, at: {cpu: {...}}}`` of the ``reproduce`` block names its
     grid point; where a profile replaces that axis's values, ``at`` gives the point there, or
     ``{absent: why}`` where the row has no analogue at that profile (it is then shown unrun, with why).
+    A profile later in the chain that gives a point again brings the row back: ``cpu_long``
+    (extending ``cpu``) can run an arm ``cpu`` leaves out.
     """
     block = data.get("reproduce")
     if not isinstance(block, dict) or not isinstance(block.get("rows"), list):
@@ -127,14 +129,16 @@ def _rows_at(data: dict, chain: list[str]) -> dict:
             if not isinstance(at, dict) or not all(isinstance(point, dict) for point in at.values()):
                 raise ProfileError(f"reproduce.rows: {row.get('method')!r}: at: got {at!r}; allowed: a mapping of "
                                    "profile -> the point's keys under that profile")
+            point = row.get("point")
             for name in chain:
-                if name not in at or not isinstance(row.get("point"), dict):
+                if name not in at or not isinstance(point, dict):
                     continue
                 if set(at[name]) == {"absent"} and isinstance(at[name]["absent"], str):
                     row = {key: value for key, value in row.items() if key != "point"}  # no runs at this profile
                     row["absent"] = at[name]["absent"]
                 else:
-                    row["point"] = {**row["point"], **at[name]}
+                    point = {**point, **at[name]}
+                    row = {**{key: value for key, value in row.items() if key != "absent"}, "point": point}
         rows.append(row)
     return {**data, "reproduce": {**block, "rows": rows}}
 
