@@ -77,6 +77,20 @@ def test_the_long_cpu_profile_trains_on_every_training_image_and_records_a_learn
         assert run.config.eval.curve_points >= 6
 
 
+@pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.stem)
+def test_the_study_file_states_the_measured_time_of_each_committed_report(path):
+    """The header's times are the committed compute records' (runs finished, wall time), not estimates."""
+    reports = ABLATIONS.parent / "reports"
+    header = [line for line in _text(path).split("\n") if line.startswith("#")]
+    for profile in read_presets(ABLATIONS):
+        record = reports / f"{path.stem}-{profile}" / COMPUTE_FILE
+        if record.is_file():
+            compute = json.loads(record.read_text())
+            line = (f"#   {profile}: {compute['runs_done']} runs, {compute['wall_seconds'] / 60:.1f} min wall "
+                    f"(reports/{path.stem}-{profile}/{COMPUTE_FILE})")
+            assert line in header, line
+
+
 @pytest.fixture(scope="module")
 def random_resnet18(tmp_path_factory) -> Path:
     """A ResNet-18 state dict with torchvision's random initialisation: plumbing for the ImageNet-encoder arms."""
