@@ -202,9 +202,11 @@ def test_two_runs_packed_into_one_array_task_each_keep_their_own_state_and_equal
     own = jobs[bad.run_id]
     assert f"last lines of {Path(own['folder']) / (own['job_id'] + '_0_log.err')}:" in out  # its own process's
     assert "| bench.data.errors.DatasetError: no usable image" in out
-    job_log = (Path(own["pack"]["job_folder"]) / f"{own['job_id']}_0_log.err").read_text()
-    assert "PackedRunsFailed: 1 of 2 packed runs failed" in job_log
-    assert _job_states(own["job_id"]) == ["FAILED"]  # SLURM records the task as failed
+    # submitit writes the task's result file, which ends --wait, before the task's traceback reaches its log and
+    # before the task exits, so the log and SLURM's record of the task are awaited, not read once
+    job_log = Path(own["pack"]["job_folder"]) / f"{own['job_id']}_0_log.err"
+    _wait(lambda: "PackedRunsFailed: 1 of 2 packed runs failed" in job_log.read_text(), f"the traceback in {job_log}")
+    _wait(lambda: _job_states(own["job_id"]) == ["FAILED"], "SLURM to record the task as failed")
 
     (run,) = load_ablation(alone).runs
     assert run.run_id == good.run_id
